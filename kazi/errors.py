@@ -1,0 +1,90 @@
+"""Every error Kazi raises, drawn in one place.
+
+Callers catch :class:`KaziError` for "Kazi refused this input" and let anything else propagate as a bug.
+Each error carries enough location (file, definition, field, contact) to act on without a debugger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class KaziError(Exception):
+    """Base class: an input Kazi cannot accept, with a message meant for people."""
+
+
+@dataclass
+class Problem:
+    """One located validation finding (error or warning) in a program."""
+
+    severity: str  # "error" | "warning"
+    file: str
+    message: str
+    rule: str = ""
+    definition_index: int | None = None
+    definition_name: str | None = None
+    field: str | None = None
+    hint: str = ""
+    conflicts_with: str | None = None
+
+    def location(self) -> str:
+        """`file: definition 2 ("anc.visit"), field events[1].id` style location."""
+        parts = [self.file]
+        if self.definition_index is not None:
+            name = f' ("{self.definition_name}")' if self.definition_name else ""
+            parts.append(f"definition {self.definition_index}{name}")
+        if self.field:
+            parts.append(f"field {self.field}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        hint = f"\n    fix: {self.hint}" if self.hint else ""
+        return f"{self.severity}: {self.location()}: {self.message}{hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v != ""}
+
+
+class ProgramError(KaziError):
+    """A program folder cannot be loaded: unreadable, unparsable or invalid definitions."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        self.problems: list[Problem] = problems or []
+        detail = "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(message + detail)
+
+
+@dataclass
+class ConfigCodeError(KaziError):
+    """Program code (tasks.js / tasks.py callbacks) threw, ran too long or used too much memory."""
+
+    message: str
+    file: str = ""
+    definition_index: int | None = None
+    definition_name: str | None = None
+    contact_id: str | None = None
+    callback: str | None = None
+    kind: str = "exception"  # "exception" | "timeout" | "memory"
+    stack: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        where = [self.file or "program code"]
+        if self.definition_index is not None:
+            name = f' ("{self.definition_name}")' if self.definition_name else ""
+            where.append(f"definition {self.definition_index}{name}")
+        if self.callback:
+            where.append(self.callback)
+        if self.contact_id:
+            where.append(f"contact {self.contact_id}")
+        return f"{', '.join(where)}: {self.kind}: {self.message}"
+
+
+class DocumentError(KaziError):
+    """An input document is malformed (not an object, missing `_id`, ...)."""
+
+    def __init__(self, message: str, doc_id: str | None = None, field: str | None = None) -> None:
+        self.doc_id = doc_id
+        self.field = field
+        super().__init__(message)
