@@ -1,0 +1,195 @@
+"""Contact containers ``c = {contact, reports, tasks}``: which documents task code sees together.
+
+Reference section 5: a report belongs to exactly one subject (the first truthy of ``patient_id``,
+``patient_uuid``, ``place_id``, ``place_uuid``, each top-level then in ``fields``); a subject id
+maps to the first contact (in CHT's ``contacts_by_type`` view order) whose ``_id``, ``patient_id``
+or ``place_id`` equals it; an unknown subject gets a headless container ``{contact: {_id}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+Doc = dict[str, Any]
+
+LEGACY_CONTACT_TYPES = ("district_hospital", "health_center", "clinic", "person")
+_SUBJECT_KEYS = ("patient_id", "patient_uuid", "place_id", "place_uuid")
+# reports_by_subject indexes these (top-level patient_uuid/place_uuid are NOT indexed).
+_INDEXED_TOP = ("patient_id", "place_id", "case_id")
+_INDEXED_FIELDS = ("patient_id", "place_id", "case_id", "patient_uuid", "place_uuid")
+
+
+def is_contact(doc: Doc) -> bool:
+    """Docs CHT's ``contacts_by_type`` view lists (``national_office`` and others are not contacts)."""
+    t = doc.get("type")
+    return t == "contact" or t in LEGACY_CONTACT_TYPES
+
+
+def contact_type(doc: Doc) -> Any:
+    """Configurable hierarchies use ``type: contact`` + ``contact_type``."""
+    return doc.get("contact_type") if doc.get("type") == "contact" else doc.get("type")
+
+
+def is_task_report(doc: Doc) -> bool:
+    """Reports that reach the rules: ``data_record`` with a form and a subject key the view indexes."""
+    if doc.get("type") != "data_record" or not doc.get("form"):
+        return False
+    if any(doc.get(k) for k in _INDEXED_TOP):
+        return True
+    fields = doc.get("fields")
+    return isinstance(fields, dict) and any(fields.get(k) for k in _INDEXED_FIELDS)
+
+
+def contact_subject_ids(doc: Doc) -> list[str]:
+    """``_id``, ``patient_id``, ``place_id`` (truthy, de-duplicated, in that order)."""
+    out: list[str] = []
+    for k in ("_id", "patient_id", "place_id"):
+        v = doc.get(k)
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+def report_subject_id(doc: Doc) -> Any:
+    """The single subject of a report (``getSubjectId``); ``None`` when it has none."""
+    fields = doc.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    for k in _SUBJECT_KEYS:
+        v = doc.get(k)
+        if v:
+            return v
+        v = fields.get(k)
+        if v:
+            return v
+    return None
+
+
+def report_subject_ids(doc: Doc) -> list[Any]:
+    """Every subject id a report names (top-level then ``fields``), for change tracking."""
+    fields = doc.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    out: list[Any] = []
+    for k in _SUBJECT_KEYS:
+        for v in (doc.get(k), fields.get(k)):
+            if v and v not in out:
+                out.append(v)
+    return out
+
+
+def _contact_order(doc: Doc) -> tuple[str, str]:
+    t = contact_type(doc)
+    return (str(t) if t is not None else "", str(doc.get("_id", "")))
+
+
+def _collation_key(v: Any) -> tuple[int, Any]:
+    # CouchDB/PouchDB view collation: numbers before strings, strings by code unit.
+    if isinstance(v, bool):
+        return (0, v)
+    if isinstance(v, (int, float)):
+        return (1, v)
+    if isinstance(v, str):
+        return (2, v)
+    return (3, str(v))
+
+
+def _view_order(doc: Doc) -> tuple[tuple[int, Any], str]:
+    """Position of a report in a full read of ``reports_by_subject``: its smallest key, then ``_id``."""
+    fields = doc.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    keys = [doc.get(k) for k in _INDEXED_TOP] + [fields.get(k) for k in _INDEXED_FIELDS]
+    return min(_collation_key(k) for k in keys if k), str(doc.get("_id", ""))
+
+
+def _reported(doc: Doc) -> float:
+    v = doc.get("reported_date")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return 0.0
+    return float(v)
+
+
+def _keyed_order(contact: Any) -> Any:
+    """Tie order of a read of ``reports_by_subject`` by keys (CHT's incremental refresh): the keys
+    list holds the contact ids before their short codes, and rows come in key order, then ``_id``."""
+    ranked = contact_subject_ids(contact) if isinstance(contact, dict) else []
+
+    def key(doc: Doc) -> tuple[int, str]:
+        fields = doc.get("fields")
+        fields = fields if isinstance(fields, dict) else {}
+        keys = [doc.get(k) for k in _INDEXED_TOP] + [fields.get(k) for k in _INDEXED_FIELDS]
+        rank = min((ranked.index(k) if k in ranked else len(ranked)) for k in keys if k)
+        return rank, str(doc.get("_id", ""))
+
+    return key
+
+
+def marshal(
+    contacts: Iterable[Doc], reports: Iterable[Doc], task_docs: Iterable[Doc] = (), *,
+    keyed_read: bool = False,
+) -> list[Doc]:
+    """Build containers from contacts, task reports and existing task documents.
+
+    Order: contacts in view order (type, then ``_id``), then headless containers in the order their
+    first report or task appears (reports in ``reports_by_subject`` view order: smallest subject key,
+    then ``_id``; it decides ties of ``reported_date``, which CHT's stable sort keeps). With
+    ``keyed_read`` ties follow CHT's incremental refresh instead, which reads the view by keys.
+    """
+    containers: list[Doc] = []
+    by_subject: dict[Any, Doc] = {}
+    for doc in sorted((d for d in contacts if is_contact(d)), key=_contact_order):
+        c: Doc = {"contact": doc, "reports": [], "tasks": []}
+        containers.append(c)
+        for sid in contact_subject_ids(doc):
+            by_subject.setdefault(sid, c)  # first contact wins
+    no_subject: Doc | None = None
+    for r in sorted((d for d in reports if is_task_report(d)), key=_view_order):
+        sid = report_subject_id(r)
+        if sid is None:
+            if no_subject is None:
+                no_subject = {"contact": None, "reports": [], "tasks": []}
+                containers.append(no_subject)
+            no_subject["reports"].append(r)
+            continue
+        c = by_subject.get(sid)
+        if c is None:
+            c = {"contact": {"_id": sid}, "reports": [], "tasks": []}
+            by_subject[sid] = c
+            containers.append(c)
+        c["reports"].append(r)
+    for t in task_docs:
+        req = t.get("requester")
+        if not req:
+            continue
+        c = by_subject.get(req)
+        if c is None:
+            c = {"contact": {"_id": req}, "reports": [], "tasks": []}
+            by_subject[req] = c
+            containers.append(c)
+        c["tasks"].append(t)
+    for c in containers:
+        if len(c["reports"]) > 1:
+            if keyed_read:
+                c["reports"].sort(key=_keyed_order(c["contact"]))
+            c["reports"].sort(key=_reported)
+    return containers
+
+
+def hydrate_lineage(doc: Doc | None, by_id: dict[str, Doc], max_depth: int = 50) -> Doc | None:
+    """A contact with every ``parent`` replaced by the full parent doc (CHT's ``fetchHydratedDoc``)."""
+    if doc is None:
+        return None
+    out = dict(doc)
+    out.pop("_rev", None)
+    node = out
+    depth = 0
+    while isinstance(node.get("parent"), dict) and depth < max_depth:
+        pid = node["parent"].get("_id")
+        full = by_id.get(pid) if pid else None
+        if full is None:
+            break
+        parent = dict(full)
+        parent.pop("_rev", None)
+        node["parent"] = parent
+        node = parent
+        depth += 1
+    return out

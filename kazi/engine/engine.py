@@ -1,0 +1,158 @@
+"""The engine's one entry point: documents + program + user + now + zone -> emissions and task docs.
+
+Pure: no clock (``now_ms`` is an argument), no zone of the machine (``tz`` is an argument), no
+storage (documents in, documents out). The program is anything that can emit for containers (a
+JavaScript runtime or Python definitions); storage and scheduling call this.
+
+Incremental use: pass only the contacts, reports and task documents of the affected subjects (or
+pass everything and name the ``subjects`` to recompute); the result for those subjects is what a
+full recompute gives, because a container only ever sees its own contact, reports and tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kazi.engine import dates, taskdocs
+from kazi.engine.containers import contact_subject_ids, is_contact, marshal
+from kazi.errors import ConfigCodeError
+
+Doc = dict[str, Any]
+DEFAULT_BATCH = 400
+
+
+class EmissionSource(Protocol):
+    """A program's emitter."""
+
+    def emit(
+        self, containers: list[Doc], *, tz: str, now_ms: float, user: Doc | None, roles: list[str],
+        collect: bool,
+    ) -> tuple[list[Doc], list[ConfigCodeError]]: ...
+
+
+class HasEmissionSource(Protocol):
+    def emission_source(self) -> EmissionSource: ...
+
+
+@dataclass(frozen=True)
+class User:
+    """Who the tasks are for: CHT username, roles, and the user's contact with hydrated lineage."""
+
+    name: str
+    roles: Sequence[str] = ()
+    contact: Doc | None = None
+
+    @property
+    def settings_id(self) -> str:
+        """The user-settings doc id, part of every task doc id."""
+        return f"org.couchdb.user:{self.name}"
+
+
+@dataclass
+class Result:
+    """One computation: every emission, the task docs to write, and all task docs afterwards."""
+
+    emissions: list[Doc]
+    writes: list[Doc]
+    task_docs: list[Doc]
+    errors: list[ConfigCodeError] = field(default_factory=list)
+
+    @property
+    def ready(self) -> list[Doc]:
+        """The Tasks tab: Ready docs, sorted as CHT sorts them."""
+        return taskdocs.sort_for_tasks_tab([d for d in self.task_docs if d.get("state") == "Ready"])
+
+
+def split_docs(docs: Iterable[Doc]) -> tuple[list[Doc], list[Doc], list[Doc]]:
+    """(contacts, reports, task docs) of a mixed document list; other docs are ignored."""
+    contacts: list[Doc] = []
+    reports: list[Doc] = []
+    tasks: list[Doc] = []
+    for d in docs:
+        t = d.get("type")
+        if t == "task":
+            tasks.append(d)
+        elif t == "data_record":
+            reports.append(d)
+        elif is_contact(d):
+            contacts.append(d)
+    return contacts, reports, tasks
+
+
+def emit(
+    program: EmissionSource | HasEmissionSource, containers: list[Doc], *, user: User, now_ms: float, tz: str,
+    collect_errors: bool = False, batch_size: int = DEFAULT_BATCH,
+) -> tuple[list[Doc], list[ConfigCodeError]]:
+    """Emissions of containers (with local ``dueDate`` strings), batch by batch."""
+    source: EmissionSource = program.emission_source() if hasattr(program, "emission_source") else program
+    emissions: list[Doc] = []
+    errors: list[ConfigCodeError] = []
+    roles = list(user.roles)
+    for i in range(0, len(containers), batch_size):
+        out, errs = source.emit(
+            containers[i:i + batch_size], tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
+            collect=collect_errors,
+        )
+        emissions.extend(out)
+        errors.extend(errs)
+    for e in emissions:
+        ms = e.get("dueDateMs")
+        e["dueDate"] = None if ms is None or (isinstance(ms, float) and math.isnan(ms)) else \
+            dates.local_date_str(float(ms), tz)
+    return emissions, errors
+
+
+def compute(
+    program: EmissionSource | HasEmissionSource,
+    *,
+    docs: Iterable[Doc] = (),
+    task_docs: Iterable[Doc] = (),
+    user: User,
+    now_ms: float,
+    tz: str,
+    subjects: Iterable[str] | None = None,
+    untouched_task_docs: Iterable[Doc] = (),
+    keyed_read: bool = False,
+    collect_errors: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+) -> Result:
+    """Run one refresh round for ``user`` at ``now_ms`` in zone ``tz``.
+
+    ``docs`` are contacts and reports (task docs among them are treated as existing task docs too);
+    ``task_docs`` are the user's existing task documents. With ``subjects``, only containers whose
+    contact or subject id is listed are recomputed, and only their task docs are touched.
+    ``untouched_task_docs`` are docs outside this round that only get the temporal update (CHT's
+    ``fetchTasksFor`` does that for every open doc). ``keyed_read`` orders same-time reports as CHT's
+    incremental refresh does (see :func:`kazi.engine.containers.marshal`).
+    """
+    contacts, reports, tasks_in_docs = split_docs(docs)
+    existing = list(task_docs) + tasks_in_docs
+    existing = [t for t in existing if t.get("user") in (None, user.settings_id)] if existing else existing
+    containers = marshal(contacts, reports, existing, keyed_read=keyed_read)
+    if subjects is not None:
+        wanted = set(subjects)
+        containers = [c for c in containers if _container_ids(c) & wanted]
+        existing = [t for c in containers for t in c["tasks"]]
+    emissions, errors = emit(program, containers, user=user, now_ms=now_ms, tz=tz,
+                             collect_errors=collect_errors, batch_size=batch_size)
+    round_ = taskdocs.refresh(emissions, existing, user.settings_id, int(now_ms), tz)
+    final, temporal = taskdocs.update_temporal_states([*round_.docs, *untouched_task_docs], int(now_ms), tz)
+    writes = _merge_writes(round_.writes, temporal)
+    return Result(emissions=emissions, writes=writes, task_docs=final, errors=errors)
+
+
+def _container_ids(c: Doc) -> set[str]:
+    contact = c.get("contact")
+    if not isinstance(contact, dict):
+        return set()
+    return set(contact_subject_ids(contact))
+
+
+def _merge_writes(first: list[Doc], second: list[Doc]) -> list[Doc]:
+    by_id: dict[str, Doc] = {}
+    for d in first + second:
+        by_id[d["_id"]] = d
+    return list(by_id.values())

@@ -1,0 +1,569 @@
+/*
+ * The in-V8 half of Kazi's JavaScript program runtime.
+ *
+ * It runs a CHT program's tasks.js the way CHT does on a device: a CommonJS module graph (what
+ * cht-conf's webpack bundle contains), re-evaluated for every contact container with the free
+ * variables Utils, user, cht and c, and the emission loop of reference section 3 (cht-conf's task
+ * emitter). Python calls into it once per batch of containers (kazi/program/js/runtime.py): one
+ * V8 round trip costs far more than a whole container, so nothing here is called per callback.
+ */
+(function (global) {
+  'use strict';
+  var hasOwn = Object.prototype.hasOwnProperty;
+  var KD = global.__kaziDate;
+
+  // ---------------------------------------------------------------------------------------------
+  // Modules. `files` maps a path relative to the program folder to its source; `resolved` maps
+  // "<from module>\u0000<request>" to the resolved path (Python resolves statically, as a bundler).
+  var program = { files: {}, resolved: {}, entry: 'tasks.js', compiled: {}, libCache: {}, extLibs: {} };
+
+  function isLibrary(path) {
+    return path.indexOf('node_modules/') === 0 || path.indexOf('/node_modules/') !== -1;
+  }
+
+  // Bare modules (no CHT globals as parameters) are what cht-conf require()s at compile time, where
+  // a top-level use of Utils is a ReferenceError; the validator describes programs that way.
+  function compile(path, bare) {
+    var key = (bare ? 'bare:' : '') + path;
+    if (hasOwn.call(program.compiled, key)) { return program.compiled[key]; }
+    var src = program.files[path];
+    var fn;
+    if (/\.json$/.test(path)) {
+      var data = src;
+      fn = function (exports, require, module) { module.exports = JSON.parse(data); };
+    } else {
+      // Header on the first line so that stack-trace line numbers are the file's own.
+      var params = bare ? 'exports, require, module, __filename, __dirname' :
+        'exports, require, module, __filename, __dirname, Utils, user, cht, c, emit, Task, Target';
+      var wrapped = '(function (' + params + ') {' + src + '\n})\n//# sourceURL=' + path;
+      fn = (0, eval)(wrapped);
+    }
+    program.compiled[key] = fn;
+    return fn;
+  }
+
+  // Evaluate the module graph from `entry`. Program modules get a fresh cache per call (CHT
+  // re-runs its bundle per container); installed libraries (node_modules) are evaluated once per
+  // runtime, since re-running e.g. moment for every contact costs much and changes nothing.
+  function evaluate(entry, env) {
+    var cache = {};
+    function load(path) {
+      var lib = isLibrary(path);
+      var store = lib ? program.libCache : cache;
+      if (hasOwn.call(store, path)) { return store[path].exports; }
+      var module = { exports: {}, id: path, filename: path, loaded: false };
+      store[path] = module;
+      var dir = path.indexOf('/') === -1 ? '.' : path.slice(0, path.lastIndexOf('/'));
+      var req = function (request) {
+        var key = path + '\u0000' + request;
+        if (!hasOwn.call(program.resolved, key)) {
+          var err = new Error("Cannot find module '" + request + "' from '" + path + "'");
+          err.code = 'MODULE_NOT_FOUND';
+          throw err;
+        }
+        return load(program.resolved[key]);
+      };
+      try {
+        compile(path, lib || env.bare).call(module.exports, module.exports, req, module, path, dir,
+          lib ? undefined : env.Utils, lib ? undefined : env.user, lib ? undefined : env.cht,
+          lib ? undefined : env.c, env.emit, env.Task, env.Target);
+      } catch (e) {
+        delete store[path];
+        throw e;
+      }
+      module.loaded = true;
+      return module.exports;
+    }
+    return load(entry);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Utils (cht-nootils semantics, reference section 6).
+  var MS_IN_DAY = 24 * 60 * 60 * 1000;
+  function makeUtils(schedules) {
+    var Utils = {
+      MS_IN_DAY: MS_IN_DAY,
+      isTimely: function () { return true; },
+      addDate: function (date, days) {
+        var result;
+        if (date) {
+          result = new Date(date.getTime());
+        } else {
+          result = Utils.now();
+        }
+        result.setDate(result.getDate() + days);
+        result.setHours(0, 0, 0, 0);
+        return result;
+      },
+      getLmpDate: function (doc) {
+        var weeks = doc.fields.last_menstrual_period || 4;
+        return Utils.addDate(new Date(doc.reported_date), -7 * weeks);
+      },
+      getSchedule: function (name) {
+        var list = schedules || [];
+        for (var i = 0; i < list.length; i++) {
+          if (list[i] && list[i].name === name) { return list[i]; }
+        }
+        return undefined;
+      },
+      getMostRecentReport: function (reports, forms, fields) {
+        var list = Array.isArray(forms) ? forms : [forms];
+        var result = null;
+        reports.forEach(function (report) {
+          if (list.indexOf(report.form) !== -1 && !report.deleted &&
+            (!result || report.reported_date > result.reported_date) &&
+            (!fields || (report.fields && Utils.fieldsMatch(report, fields)))) {
+            result = report;
+          }
+        });
+        return result;
+      },
+      getMostRecentTimestamp: function (reports, form, fields) {
+        var report = Utils.getMostRecentReport(reports, form, fields);
+        return report && report.reported_date;
+      },
+      isFormSubmittedInWindow: function (reports, form, start, end, count) {
+        var list = Array.isArray(form) ? form : [form];
+        for (var i = 0; i < reports.length; i++) {
+          var report = reports[i];
+          if (list.indexOf(report.form) !== -1 && report.reported_date >= start && report.reported_date <= end) {
+            if (!count || (report.fields && report.fields.follow_up_count > count)) {
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      isFirstReportNewer: function (firstReport, secondReport) {
+        if (!firstReport || !firstReport.reported_date) { return null; }
+        if (!secondReport || !secondReport.reported_date) { return true; }
+        return firstReport.reported_date > secondReport.reported_date;
+      },
+      isDateValid: function (date) { return !isNaN(date.getTime()); },
+      getField: function (report, path) {
+        var value = report && report.fields;
+        var parts = String(path).split('.');
+        for (var i = 0; i < parts.length; i++) {
+          if (value === null || value === undefined) { return undefined; }
+          value = value[parts[i]];
+        }
+        return value;
+      },
+      fieldsMatch: function (report, fieldValues) {
+        return Object.keys(fieldValues).every(function (path) {
+          return Utils.getField(report, path) === fieldValues[path];
+        });
+      },
+      now: function () { return new Date(); },
+    };
+    return Utils;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // cht.v1 (reference section 8): permissions from the program settings and the user's roles.
+  var ADMIN_ROLES = ['_admin', 'admin'];
+  function makeCht(roles, settings) {
+    function rolesOf(user) {
+      if (Array.isArray(user)) { return user; }
+      if (user && Array.isArray(user.roles)) { return user.roles; }
+      return roles;
+    }
+    function permsOf(chtSettings) {
+      if (chtSettings && chtSettings.permissions) { return chtSettings.permissions; }
+      return (settings && settings.permissions) || {};
+    }
+    function isAdmin(userRoles) {
+      return userRoles.some(function (r) { return ADMIN_ROLES.indexOf(r) !== -1; });
+    }
+    function configuredRoles(userRoles) {
+      var known = (settings && settings.roles) || null;
+      if (!known) { return userRoles; }
+      return userRoles.filter(function (r) { return hasOwn.call(known, r) || ADMIN_ROLES.indexOf(r) !== -1; });
+    }
+    function passes(perm, userRoles, perms) {
+      var negated = typeof perm === 'string' && perm.charAt(0) === '!';
+      var name = negated ? perm.slice(1) : perm;
+      var allowed = perms[name];
+      var shared = Array.isArray(allowed) && allowed.some(function (r) { return userRoles.indexOf(r) !== -1; });
+      return negated ? !shared : shared;
+    }
+    function check(list, userRoles, perms) {
+      if (!list || !list.length) { return false; }
+      if (isAdmin(userRoles)) {
+        return !list.some(function (p) { return typeof p === 'string' && p.charAt(0) === '!'; });
+      }
+      var effective = configuredRoles(userRoles);
+      return list.every(function (p) { return passes(p, effective, perms); });
+    }
+    return {
+      v1: {
+        hasPermissions: function (permissions, user, chtSettings) {
+          var list = typeof permissions === 'string' ? [permissions] : permissions;
+          if (!Array.isArray(list)) { return false; }
+          return check(list, rolesOf(user), permsOf(chtSettings));
+        },
+        hasAnyPermission: function (groups, user, chtSettings) {
+          if (!Array.isArray(groups) || !groups.every(Array.isArray)) { return false; }
+          var userRoles = rolesOf(user), perms = permsOf(chtSettings);
+          if (isAdmin(userRoles)) {
+            return !groups.every(function (g) {
+              return g.some(function (p) { return typeof p === 'string' && p.charAt(0) === '!'; });
+            });
+          }
+          return groups.some(function (g) { return check(g, userRoles, perms); });
+        },
+        getExtensionLib: function (id) {
+          return hasOwn.call(program.extLibs, id) ? program.extLibs[id] : undefined;
+        },
+      },
+    };
+  }
+
+  function loadExtensionLibs(libs) {
+    program.extLibs = {};
+    Object.keys(libs).forEach(function (id) {
+      try {
+        var module = { exports: {} };
+        (0, eval)('(function (module) {' + libs[id] + '\n})\n//# sourceURL=extension-libs/' + id)(module);
+        program.extLibs[id] = module.exports;
+      } catch (e) {
+        program.extLibs[id] = undefined; // CHT logs the load error and yields undefined
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The emission loop (reference section 3). `current` says what runs, for error messages and
+  // for naming the culprit after a timeout.
+  var current = { container: -1, contact: null, definition: -1, name: null, callback: null };
+
+  function call(cb, name, fn, self, args) {
+    current.callback = name;
+    var r = fn.apply(self, args);
+    current.callback = null;
+    return r;
+  }
+
+  function contactTypeOf(contact) {
+    return contact.type === 'contact' ? contact.contact_type : contact.type;
+  }
+
+  function bindAll(obj, ctx) {
+    Object.keys(obj).forEach(function (key) {
+      var value = obj[key];
+      if (typeof value === 'function') {
+        obj[key] = value.bind(ctx);
+      } else if (typeof value === 'object') {
+        bindAll(value, ctx); // Object.keys(null) throws here, as in CHT
+      }
+    });
+  }
+
+  function deepCopy(value) {
+    if (Array.isArray(value)) { return value.map(deepCopy); }
+    if (value && typeof value === 'object' && !(value instanceof Date)) {
+      var out = {};
+      Object.keys(value).forEach(function (k) { out[k] = deepCopy(value[k]); });
+      return out;
+    }
+    return value;
+  }
+
+  function defaultResolvedIf(contact, report, event, dueDate, utils) {
+    var U = utils || currentUtils;
+    var actions = (this && this.definition && this.definition.actions) || [];
+    var form;
+    for (var i = 0; i < actions.length; i++) {
+      if (!actions[i].type || actions[i].type === 'report') { form = actions[i].form; break; }
+    }
+    if (!form) { throw new Error('Could not find the default resolving form!'); }
+    var start = U.addDate(dueDate, -event.start).getTime();
+    if (report) { start = Math.max(start, report.reported_date + 1); }
+    var end = U.addDate(dueDate, event.end + 1).getTime();
+    return U.isFormSubmittedInWindow(contact.reports, form, start, end);
+  }
+
+  function prepare(original) {
+    var def = Object.assign({}, original, { defaultResolvedIf: defaultResolvedIf });
+    if (typeof def.resolvedIf !== 'function') {
+      def.resolvedIf = function (c, r, event, dueDate) {
+        return def.defaultResolvedIf(c, r, event, dueDate, currentUtils);
+      };
+    }
+    var ctx = {};
+    bindAll(def, ctx);
+    ctx.definition = deepCopy(def);
+    return def;
+  }
+
+  function toJson(value) {
+    if (value === undefined || typeof value === 'function' || typeof value === 'symbol') { return undefined; }
+    return JSON.parse(JSON.stringify(value));
+  }
+
+  function dueMs(date) {
+    if (date === null || date === undefined || date === false || date === '') { return null; }
+    var t = date instanceof Date ? date.getTime() : new Date(date).getTime();
+    return t !== t ? null : t;
+  }
+
+  function emitterFor(c, out) {
+    return function emitTask(task) {
+      var contact = task.contact, requester = c.contact ? c.contact._id : null;
+      var shown = null;
+      if (contact) {
+        shown = {};
+        if (contact._id !== undefined) { shown._id = contact._id; }
+        if (contact.name !== undefined) { shown.name = contact.name; }
+        shown = toJson(shown);
+      }
+      var actions = (task.actions || []).map(function (a) {
+        var content = a.content;
+        var json;
+        if (content && typeof content === 'object') {
+          var cc = content.contact;
+          var hadContact = hasOwn.call(content, 'contact');
+          if (hadContact) { delete content.contact; }
+          json = toJson(content);
+          if (hadContact) {
+            content.contact = cc;
+            if (cc && cc._id !== undefined) { json.contact = cc._id; }
+          }
+        } else {
+          json = toJson(content);
+        }
+        var action = { type: a.type, label: a.label, content: json };
+        if (a.form !== undefined) { action.form = a.form; }
+        return toJson(action);
+      });
+      var e = {
+        _id: task._id,
+        requester: requester === undefined ? null : requester,
+        contact: shown,
+        title: toJson(task.title),
+        dueDateMs: dueMs(task.date),
+        readyStart: toJson(task.readyStart),
+        readyEnd: toJson(task.readyEnd),
+        resolved: !!task.resolved,
+        deleted: !!task.deleted,
+        actions: actions,
+      };
+      if (task.icon !== undefined) { e.icon = toJson(task.icon); }
+      if (task.resolved !== undefined) {
+        var raw = toJson(task.resolved);
+        if (raw !== undefined) { e._k_resolved_raw = raw; }
+      }
+      if (hasOwn.call(task, 'priority') && task.priority !== undefined) { e.priority = toJson(task.priority); }
+      if (hasOwn.call(task, 'priorityLabel') && task.priorityLabel !== undefined) {
+        e.priorityLabel = toJson(task.priorityLabel);
+      }
+      out.push(e);
+    };
+  }
+
+  function runDefinition(def, c, Utils, emitTask) {
+    var r, i;
+
+    function labelFor() {
+      var label = def.contactLabel;
+      if (!label) { return c.contact; }
+      if (typeof label === 'function') { label = call(null, 'contactLabel', label, def, [c, r]); }
+      return label ? { name: label } : c.contact;
+    }
+
+    function actionsFor(event) {
+      return def.actions.map(function (action) {
+        var content = { source: 'task', source_id: r ? r._id : c.contact && c.contact._id, contact: c.contact };
+        if (action.modifyContent) {
+          call(null, 'actions.modifyContent', action.modifyContent, action, [content, c, r, event]);
+        }
+        return { type: action.type || 'report', form: action.form, label: action.label || 'Follow up', content: content };
+      });
+    }
+
+    function emitForEvents(scheduledTaskIdx) {
+      var dueDate = null;
+      for (var idx = 0; idx < def.events.length; idx++) {
+        var event = def.events[idx];
+        if (event.dueDate) {
+          dueDate = call(null, 'events[' + idx + '].dueDate', event.dueDate, event, [event, c, r, scheduledTaskIdx]);
+        } else if (r && scheduledTaskIdx !== undefined) {
+          dueDate = new Date(Utils.addDate(new Date(r.scheduled_tasks[scheduledTaskIdx].due), event.days));
+        } else if (r) {
+          dueDate = new Date(Utils.addDate(new Date(r.reported_date), event.days));
+        } else {
+          var base = c.contact.reported_date ? new Date(c.contact.reported_date) : new Date();
+          dueDate = new Date(Utils.addDate(base, event.days));
+        }
+        if (!Utils.isTimely(dueDate, event)) { continue; }
+        var deleted;
+        if (r) {
+          deleted = !!r.deleted;
+        } else {
+          // Kazi fix (documented): CHT throws here for a deleted contact; Kazi treats it as deleted.
+          deleted = !!(c.contact && c.contact.deleted);
+        }
+        var task = {
+          _id: (r ? r._id : c.contact && c.contact._id) + '~' + (event.id || idx) + '~' + def.name,
+          deleted: deleted,
+          contact: labelFor(),
+          icon: def.icon,
+          date: dueDate,
+          readyStart: event.start || 0,
+          readyEnd: event.end || 0,
+          title: def.title,
+          resolved: call(null, 'resolvedIf', def.resolvedIf, def, [c, r, event, dueDate, scheduledTaskIdx]),
+          actions: actionsFor(event),
+        };
+        if (scheduledTaskIdx !== undefined) { task._id += '-' + scheduledTaskIdx; }
+        var priority = def.priority;
+        if (typeof priority === 'function') {
+          priority = call(null, 'priority', priority, def, [c, r, event, dueDate, scheduledTaskIdx]);
+        }
+        if (priority) {
+          task.priority = priority.level;
+          task.priorityLabel = priority.label;
+        }
+        emitTask(task);
+      }
+    }
+
+    function forReport() {
+      if (def.appliesToType && def.appliesToType.indexOf(r.form) === -1) { return; }
+      if (def.appliesTo === 'scheduled_tasks') {
+        if (def.appliesIf && r.scheduled_tasks) {
+          for (i = 0; i < r.scheduled_tasks.length; i++) {
+            if (call(null, 'appliesIf', def.appliesIf, def, [c, r, i])) { emitForEvents(i); }
+          }
+        }
+        return;
+      }
+      if (def.appliesIf && !call(null, 'appliesIf', def.appliesIf, def, [c, r])) { return; }
+      emitForEvents();
+    }
+
+    switch (def.appliesTo) {
+      case 'reports':
+      case 'scheduled_tasks':
+        for (var k = 0; k < c.reports.length; k++) {
+          r = c.reports[k];
+          forReport();
+        }
+        break;
+      case 'contacts':
+        if (!c.contact) { break; }
+        if (def.appliesToType && def.appliesToType.indexOf(contactTypeOf(c.contact)) === -1) { break; }
+        if (def.appliesIf && !call(null, 'appliesIf', def.appliesIf, def, [c, r])) { break; }
+        emitForEvents();
+        break;
+      default:
+        throw new Error('Unrecognised task.appliesTo: ' + def.appliesTo);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Session state set by Python: settings, schedules, user, roles.
+  var session = { settings: {}, schedules: [], user: undefined, roles: [] };
+  var currentUtils = makeUtils([]);
+  var Task = function (fields) { Object.assign(this, fields); };
+  var Target = function (fields) { Object.assign(this, fields); };
+
+  function describeError(e) {
+    var err = {
+      message: e && e.message !== undefined ? String(e.message) : String(e),
+      name: e && e.name ? String(e.name) : 'Error',
+      stack: e && e.stack ? String(e.stack) : '',
+      container: current.container,
+      contact: current.contact,
+      definition: current.definition,
+      definitionName: current.name,
+      callback: current.callback,
+    };
+    return err;
+  }
+
+  var api = {
+    loadProgram: function (spec) {
+      program.files = spec.files;
+      program.resolved = spec.resolved;
+      program.entry = spec.entry;
+      program.compiled = {};
+      program.libCache = {};
+      loadExtensionLibs(spec.extensionLibs || {});
+      session.settings = spec.settings || {};
+      session.schedules = spec.schedules || [];
+      return true;
+    },
+
+    // The export described as data for the validator: functions and undefined become markers.
+    // Evaluated like cht-conf does at compile time: no Utils, user or cht exist.
+    describe: function () {
+      function d(value, depth) {
+        if (value === undefined) { return { $kazi: 'undefined' }; }
+        if (typeof value === 'function') { return { $kazi: 'function' }; }
+        if (value === null || typeof value !== 'object') {
+          return typeof value === 'number' && !isFinite(value) ? { $kazi: 'object' } : value;
+        }
+        if (depth > 20) { return { $kazi: 'object' }; }
+        if (Array.isArray(value)) { return value.map(function (v) { return d(v, depth + 1); }); }
+        var p = Object.getPrototypeOf(value);
+        if (p !== Object.prototype && p !== null) { return { $kazi: 'object' }; }
+        var out = {};
+        Object.keys(value).forEach(function (k) { out[k] = d(value[k], depth + 1); });
+        return out;
+      }
+      try {
+        var exported = evaluate(program.entry, { bare: true });
+        return JSON.stringify({ ok: true, shape: d(exported, 0) });
+      } catch (e) {
+        return JSON.stringify({ ok: false, error: describeError(e) });
+      }
+    },
+
+    // One computation's context: zone, now, user, roles.
+    begin: function (spec) {
+      KD.useZone(spec.tz);
+      KD.setNow(spec.now);
+      session.user = spec.user === null ? undefined : spec.user;
+      session.roles = spec.roles || [];
+      currentUtils = makeUtils(session.schedules);
+      session.cht = makeCht(session.roles, session.settings);
+      return true;
+    },
+
+    // Emissions for a batch of containers (JSON in, JSON out). With collect=true an error in one
+    // container is recorded and the rest go on; otherwise the first error ends the batch.
+    emit: function (containersJson, collect) {
+      var containers = JSON.parse(containersJson);
+      var out = [], errors = [];
+      var env = { Utils: currentUtils, user: session.user, cht: session.cht, c: null, emit: null, Task: Task, Target: Target };
+      for (var n = 0; n < containers.length; n++) {
+        var c = containers[n];
+        current.container = n;
+        current.contact = c.contact && c.contact._id !== undefined ? c.contact._id : null;
+        current.definition = -1; current.name = null; current.callback = null;
+        var mark = out.length;
+        try {
+          env.c = c;
+          var tasks = evaluate(program.entry, env);
+          var emitTask = emitterFor(c, out);
+          for (var i = 0; i < tasks.length; i++) {
+            current.definition = i;
+            current.name = tasks[i] && typeof tasks[i].name === 'string' ? tasks[i].name : null;
+            runDefinition(prepare(tasks[i]), c, currentUtils, emitTask);
+          }
+        } catch (e) {
+          out.length = mark;
+          errors.push(describeError(e));
+          if (!collect) { break; }
+        }
+      }
+      current.container = -1;
+      return JSON.stringify({ emissions: out, errors: errors });
+    },
+
+    current: function () { return JSON.stringify(current); },
+  };
+
+  global.__kazi = api;
+})(globalThis);

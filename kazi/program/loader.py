@@ -1,0 +1,322 @@
+"""Reading a program folder (the layout cht-conf uses) into a :class:`Program`.
+
+A folder holds ``tasks.js`` (with the modules it ``require``s, ``node_modules`` packages included)
+or ``tasks.py``, plus ``app_settings.json`` / ``base_settings.json`` / ``settings.json`` (roles,
+permissions), ``task-schedules.json`` and ``extension-libs/``. Requires are resolved here, once,
+statically, as cht-conf's bundler does; V8 then only sees a closed set of files, which is also what
+keeps program code away from the file system.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from kazi.errors import ConfigCodeError, Problem, ProgramError
+from kazi.program import shape as shapes
+from kazi.program.js.runtime import JsProgramSpec, JsRuntime
+
+SETTINGS_FILES = ("app_settings.json", "base_settings.json", "settings.json")
+_REQUIRE = re.compile(r"""\brequire\s*\(\s*(['"])((?:\\.|(?!\1).)+)\1\s*\)""")
+_MAX_FILES = 5000
+
+
+class EmissionSource(Protocol):
+    """What the engine needs from a program: emissions for containers, nothing else."""
+
+    def emit(
+        self, containers: list[dict[str, Any]], *, tz: str, now_ms: float, user: dict[str, Any] | None,
+        roles: list[str], collect: bool,
+    ) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]: ...
+
+
+@dataclass
+class Program:
+    """A loaded, validated program."""
+
+    path: Path
+    kind: str  # "js" | "python"
+    settings: dict[str, Any]
+    schedules: list[Any]
+    warnings: list[Problem] = field(default_factory=list)
+    js_spec: JsProgramSpec | None = None
+    python_source: Any = None  # EmissionSource for tasks.py programs
+    _js_runtime: JsRuntime | None = None
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        roles = self.settings.get("roles")
+        return roles if isinstance(roles, dict) else {}
+
+    @property
+    def permissions(self) -> dict[str, Any]:
+        perms = self.settings.get("permissions")
+        return perms if isinstance(perms, dict) else {}
+
+    def emission_source(self) -> EmissionSource:
+        """The program's emitter (one JS runtime per Program object, created on first use)."""
+        if self.kind == "python":
+            return self.python_source  # type: ignore[no-any-return]
+        if self._js_runtime is None:
+            assert self.js_spec is not None
+            self._js_runtime = JsRuntime(self.js_spec)
+        return _JsSource(self._js_runtime)
+
+    def fresh_copy(self) -> Program:
+        """A copy with its own JS runtime (for another thread or process)."""
+        return Program(self.path, self.kind, self.settings, self.schedules, self.warnings, self.js_spec,
+                       self.python_source)
+
+
+class _JsSource:
+    def __init__(self, runtime: JsRuntime) -> None:
+        self.runtime = runtime
+        self._begun: tuple[Any, ...] | None = None
+
+    def emit(
+        self, containers: list[dict[str, Any]], *, tz: str, now_ms: float, user: dict[str, Any] | None,
+        roles: list[str], collect: bool,
+    ) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
+        self.runtime.begin(tz=tz, now_ms=now_ms, user=user, roles=roles)
+        return self.runtime.emit(containers, collect=collect)
+
+
+# -- reading files ----------------------------------------------------------------------------------
+def _read_json(path: Path, problems: list[Problem], root: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem("error", _rel(path, root), f"cannot read: {exc}", rule="file"))
+    except json.JSONDecodeError as exc:
+        problems.append(Problem("error", _rel(path, root), f"invalid JSON at line {exc.lineno}, column "
+                                f"{exc.colno}: {exc.msg}", rule="file", hint="fix the JSON syntax"))
+    return None
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_settings(root: Path, problems: list[Problem]) -> dict[str, Any]:
+    """The program's app settings: the first of app_settings.json, base_settings.json, settings.json."""
+    for name in SETTINGS_FILES:
+        p = root / name
+        if p.is_file():
+            data = _read_json(p, problems, root)
+            if data is None:
+                return {}
+            if not isinstance(data, dict):
+                problems.append(Problem("error", name, "settings must be a JSON object", rule="settings"))
+                return {}
+            return data
+    return {}
+
+
+def read_schedules(root: Path, settings: dict[str, Any], problems: list[Problem]) -> list[Any]:
+    p = root / "task-schedules.json"
+    if p.is_file():
+        data = _read_json(p, problems, root)
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            problems.append(Problem("error", "task-schedules.json", "must be a JSON array of schedules",
+                                    rule="schedules"))
+            return []
+        return data
+    tasks = settings.get("tasks")
+    if isinstance(tasks, dict) and isinstance(tasks.get("schedules"), list):
+        return list(tasks["schedules"])
+    return []
+
+
+def read_extension_libs(root: Path, problems: list[Problem]) -> dict[str, str]:
+    libs: dict[str, str] = {}
+    base = root / "extension-libs"
+    if base.is_dir():
+        for p in sorted(base.rglob("*")):
+            if p.is_file():
+                try:
+                    libs[p.relative_to(base).as_posix()] = p.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    problems.append(Problem("error", _rel(p, root), f"cannot read: {exc}", rule="file"))
+    return libs
+
+
+# -- static require resolution (node's algorithm, confined to the program folder) ------------------------
+class _Resolver:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.files: dict[str, str] = {}
+        self.resolved: dict[str, str] = {}
+
+    def _inside(self, p: Path) -> bool:
+        try:
+            p.resolve().relative_to(self.root)
+            return True
+        except ValueError:
+            return False
+
+    def _as_file(self, p: Path) -> Path | None:
+        for cand in (p, p.with_name(p.name + ".js"), p.with_name(p.name + ".json")):
+            if cand.is_file() and self._inside(cand):
+                return cand
+        return None
+
+    def _as_dir(self, p: Path) -> Path | None:
+        if not p.is_dir():
+            return None
+        pkg = p / "package.json"
+        if pkg.is_file():
+            try:
+                meta = json.loads(pkg.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                meta = {}
+            # CommonJS entry points only: "browser" (as a web bundler picks) then "main"; never "module" (ESM).
+            for key in ("browser", "main"):
+                target = meta.get(key) if isinstance(meta, dict) else None
+                if isinstance(target, str) and target:
+                    hit = self._as_file(p / target) or self._as_index(p / target)
+                    if hit:
+                        return hit
+        return self._as_index(p)
+
+    def _as_index(self, p: Path) -> Path | None:
+        for name in ("index.js", "index.json"):
+            cand = p / name
+            if cand.is_file() and self._inside(cand):
+                return cand
+        return None
+
+    def resolve(self, request: str, from_file: Path) -> Path | None:
+        if request.startswith(("./", "../", "/")) or request in (".", ".."):
+            base = self.root / request.lstrip("/") if request.startswith("/") else from_file.parent / request
+            return self._as_file(base) or self._as_dir(base)
+        d = from_file.parent
+        while True:
+            nm = d / "node_modules" / request
+            hit = self._as_file(nm) or self._as_dir(nm)
+            if hit:
+                return hit
+            if d.resolve() == self.root or d == d.parent:
+                return None
+            d = d.parent
+
+    def key(self, p: Path) -> str:
+        return PurePosixPath(p.resolve().relative_to(self.root)).as_posix()
+
+    def walk(self, entry: Path, problems: list[Problem]) -> None:
+        todo = [entry]
+        while todo:
+            p = todo.pop()
+            k = self.key(p)
+            if k in self.files:
+                continue
+            if len(self.files) >= _MAX_FILES:
+                problems.append(Problem("error", k, f"more than {_MAX_FILES} modules required", rule="require"))
+                return
+            try:
+                src = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem("error", k, f"cannot read: {exc}", rule="file"))
+                continue
+            self.files[k] = src
+            if p.suffix == ".json":
+                continue
+            for m in _REQUIRE.finditer(src):
+                request = m.group(2)
+                target = self.resolve(request, p)
+                if target is None:
+                    # Not an error yet: like a bundler's unresolved optional require, it throws when called.
+                    continue
+                self.resolved[f"{k}\u0000{request}"] = self.key(target)
+                todo.append(target)
+
+
+def _js_spec(root: Path, settings: dict[str, Any], schedules: list[Any], problems: list[Problem]) -> JsProgramSpec:
+    resolver = _Resolver(root)
+    resolver.walk(root / "tasks.js", problems)
+    return JsProgramSpec(
+        files=resolver.files, resolved=resolver.resolved, entry="tasks.js",
+        extension_libs=read_extension_libs(root, problems), settings=settings, schedules=schedules,
+    )
+
+
+def _describe_js(spec: JsProgramSpec) -> tuple[Any, list[Problem]]:
+    runtime = JsRuntime(spec, time_limit_s=10.0)
+    try:
+        shape, error = runtime.describe()
+    finally:
+        runtime.close()
+    if error is None:
+        return shapes.from_json(shape), []
+    stack = str(error.get("stack") or "")
+    where = "tasks.js"
+    m = re.search(r"\(?([\w./@-]+\.js):(\d+):(\d+)\)?", stack)
+    if m and m.group(1) in spec.files:
+        where = f"{m.group(1)}:{m.group(2)}"
+    name = error.get("name")
+    msg = str(error.get("message"))
+    hint = "tasks.js must evaluate on its own; use Utils, user, cht and c only inside functions"
+    if name == "ReferenceError":
+        hint = ("CHT globals (Utils, user, cht, c) exist only while tasks run: move this use inside a "
+                "function such as appliesIf or resolvedIf")
+    return None, [Problem("error", where, f"cannot evaluate the file: {name}: {msg}", rule="tasks.js must require() cleanly",
+                          hint=hint)]
+
+
+def inspect_tasks(program_dir: Path) -> list[Problem]:
+    """Every problem of a program folder's task definitions (errors and warnings), all at once."""
+    from kazi.program.validate import validate_tasks
+
+    root = Path(program_dir)
+    problems: list[Problem] = []
+    settings = read_settings(root, problems)
+    schedules = read_schedules(root, settings, problems)
+    if (root / "tasks.js").is_file():
+        spec = _js_spec(root, settings, schedules, problems)
+        shape, errs = _describe_js(spec)
+        problems.extend(errs)
+        if shape is not None:
+            problems.extend(validate_tasks(shape, "tasks.js"))
+    elif (root / "tasks.py").is_file():
+        from kazi.program.python import load_python_program
+
+        try:
+            py = load_python_program(root)
+        except ProgramError as exc:
+            problems.extend(exc.problems or [Problem("error", "tasks.py", str(exc), rule="file")])
+        else:
+            problems.extend(validate_tasks(shapes.from_python(py.definitions), "tasks.py"))
+    else:
+        problems.append(Problem("error", str(root), "no tasks.js or tasks.py in the program folder",
+                                rule="file", hint="point Kazi at a cht-conf project folder"))
+    return problems
+
+
+def load_program(program_dir: Path) -> Program:
+    """Load and validate a program folder; raise :class:`ProgramError` listing every error."""
+    root = Path(program_dir)
+    if not root.is_dir():
+        raise ProgramError(f"{root}: not a folder")
+    problems = inspect_tasks(root)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ProgramError(f"{root}: the program has {len(errors)} error(s)", errors)
+    warnings = [p for p in problems if p.severity != "error"]
+    scratch: list[Problem] = []
+    settings = read_settings(root, scratch)
+    schedules = read_schedules(root, settings, scratch)
+    if (root / "tasks.js").is_file():
+        spec = _js_spec(root, settings, schedules, scratch)
+        return Program(root, "js", settings, schedules, warnings, js_spec=spec)
+    from kazi.program.python import load_python_program
+
+    py = load_python_program(root)
+    return Program(root, "python", settings, schedules, warnings, python_source=py.emission_source(settings,
+                                                                                                     schedules))
