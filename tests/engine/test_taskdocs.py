@@ -507,17 +507,20 @@ def test_open_doc_with_invalid_emission_is_cancelled_invalid() -> None:
     assert doc["state"] == CANCELLED and doc["stateReason"] == "invalid"
 
 
-def test_contact_label_doc_has_no_owner() -> None:
+def test_contact_label_doc_keeps_the_subject_as_owner() -> None:
+    # Kazi's deliberate fix of CHT bug #7677 (CHT leaves `owner` undefined, hiding the task from the
+    # contact's profile): the subject contact stays the owner.
     e = em(due=DUE, start=2, end=3, contact={"name": "Lbl"})
     (doc,) = _round([e], [], T1).docs
-    assert "owner" not in doc
+    assert doc["owner"] == "p1"
     assert doc["requester"] == "p1"
     assert doc["emission"]["contact"] == {"name": "Lbl"}
     assert doc["emission"]["forId"] == "p1"
-    # an owner present before is removed when contactLabel later replaces the contact
+    # relabelling an existing doc keeps the same owner, so nothing but the emission changes
     plain = _round([em(due=DUE, start=2, end=3)], [], T1).docs
     (relabelled,) = _round([e], plain, T2).writes
-    assert "owner" not in relabelled
+    assert relabelled["owner"] == "p1"
+
 
 
 def test_no_container_contact_gives_no_requester_nor_owner() -> None:

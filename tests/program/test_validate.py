@@ -1,7 +1,7 @@
 """Tests for the task-definition validator (reference section 2.3).
 
 Unit tests build described definitions by hand (functions are ``FUNCTION`` markers), one rule at a time;
-the fixture tests run every ``../shared/conformance/schema-errors`` folder through the real loader
+the fixture tests run every ``tests/conformance_suite/schema-errors`` (vendored from ../shared) folder through the real loader
 (embedded V8) and check that each location a good error must name is named, and nothing else is
 reported as an error.
 """
@@ -20,7 +20,7 @@ from kazi.program import validate as v
 from kazi.program.shape import FUNCTION, OTHER_OBJECT, UNDEFINED, from_python
 from kazi.program.validate import format_problems, has_errors, validate_tasks
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance_suite"
 SCHEMA_FIXTURES = CONFORMANCE / "schema-errors"
 CONFIGS = CONFORMANCE / "configs"
 

@@ -468,6 +468,45 @@
   var Task = function (fields) { Object.assign(this, fields); };
   var Target = function (fields) { Object.assign(this, fields); };
 
+  // What decides, without calling program code, whether a definition can emit for a container:
+  // appliesTo and appliesToType. Read once per computation from one evaluation of the program, so
+  // that containers no definition applies to (most people without reports) skip the per-container
+  // evaluation. `null` (no shortcut) if the export is not a plain array of definitions.
+  function templateFilters() {
+    try {
+      var env = { Utils: currentUtils, user: session.user, cht: session.cht, c: undefined, emit: null,
+        Task: Task, Target: Target };
+      var defs = evaluate(program.entry, env);
+      if (!Array.isArray(defs)) { return null; }
+      return defs.map(function (d) {
+        if (!d || typeof d !== 'object') { return null; }
+        var types = d.appliesToType;
+        return { appliesTo: d.appliesTo, types: Array.isArray(types) ? types.slice() : (types ? null : undefined) };
+      });
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // Could this definition call program code for this container? Mirrors runDefinition's guards.
+  function mayApply(f, c) {
+    if (!f) { return true; }
+    if (f.types === null) { return true; }
+    if (f.appliesTo === 'contacts') {
+      if (!c.contact) { return false; }
+      return !f.types || f.types.indexOf(contactTypeOf(c.contact)) !== -1;
+    }
+    if (f.appliesTo === 'reports' || f.appliesTo === 'scheduled_tasks') {
+      if (!c.reports.length) { return false; }
+      if (!f.types) { return true; }
+      for (var i = 0; i < c.reports.length; i++) {
+        if (f.types.indexOf(c.reports[i].form) !== -1) { return true; }
+      }
+      return false;
+    }
+    return true; // unknown appliesTo: let runDefinition throw as CHT does
+  }
+
   function describeError(e) {
     var err = {
       message: e && e.message !== undefined ? String(e.message) : String(e),
@@ -528,6 +567,7 @@
       session.roles = spec.roles || [];
       currentUtils = makeUtils(session.schedules);
       session.cht = makeCht(session.roles, session.settings);
+      session.filters = templateFilters();
       return true;
     },
 
@@ -544,13 +584,25 @@
         current.definition = -1; current.name = null; current.callback = null;
         var mark = out.length;
         try {
+          var filters = session.filters;
+          if (filters) {
+            var any = false;
+            for (var f = 0; f < filters.length && !any; f++) { any = mayApply(filters[f], c); }
+            if (!any) { continue; }
+          }
           env.c = c;
           var tasks = evaluate(program.entry, env);
           var emitTask = emitterFor(c, out);
           for (var i = 0; i < tasks.length; i++) {
             current.definition = i;
             current.name = tasks[i] && typeof tasks[i].name === 'string' ? tasks[i].name : null;
-            runDefinition(prepare(tasks[i]), c, currentUtils, emitTask);
+            var t = tasks[i];
+            var own = t && typeof t === 'object' ? {
+              appliesTo: t.appliesTo,
+              types: Array.isArray(t.appliesToType) ? t.appliesToType : (t.appliesToType ? null : undefined),
+            } : null;
+            if (own && !mayApply(own, c)) { continue; }
+            runDefinition(prepare(t), c, currentUtils, emitTask);
           }
         } catch (e) {
           out.length = mark;

@@ -10,9 +10,11 @@ containers, one round trip per batch. See docs/engine.md for the measurements be
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import threading
+import weakref
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -53,6 +55,17 @@ class JsProgramSpec:
         })
 
 
+_LIVE: weakref.WeakSet[JsRuntime] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # mini-racer's context destructor waits on its V8 thread; run from a garbage-collection pass at
+    # interpreter shutdown it can wait forever, so contexts are closed while everything still runs.
+    for runtime in list(_LIVE):
+        runtime.close()
+
+
 class JsRuntime:
     """One V8 context holding one program. Not thread-safe: use one per thread or process."""
 
@@ -66,6 +79,7 @@ class JsRuntime:
         self._lock = threading.Lock()
         self._ctx: MiniRacer | None = None
         self._zones: set[str] = set()
+        _LIVE.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _context(self) -> MiniRacer:
