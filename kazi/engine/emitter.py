@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -372,19 +373,31 @@ def _contact_shown(contact: Any) -> Any:
     return out
 
 
+def _locate(exc: BaseException, file: str, root: str | None) -> str:
+    """``helpers.py:12``: the innermost frame of the program folder ``root`` (``file`` if none is)."""
+    if root is None:
+        return file
+    found = file
+    prefix = root + os.sep
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(prefix):
+            found = f"{frame.filename[len(prefix):]}:{frame.lineno}"
+    return found
+
+
 class _Run:
     """One container through every definition."""
 
     __slots__ = ("c", "cht", "contact", "contact_id", "ctx", "file", "out", "prep", "reports", "requester",
                  "shown", "tz", "user", "utils", "zone")
 
-    def __init__(self, c: Mapping[str, Any], utils: Utils, user: Any, cht: ChtApi | None, file: str,
-                 out: list[Doc]) -> None:
+    def __init__(self, c: Mapping[str, Any], utils: Utils, user: Any, cht: ChtApi | None,
+                 where: tuple[str, str | None], out: list[Doc]) -> None:
         self.c = c
         self.utils = utils
         self.user = user
         self.cht = cht
-        self.file = file
+        self.file = where
         self.out = out
         self.tz = utils.tz
         self.zone = utils.zone
@@ -410,7 +423,8 @@ class _Run:
         if isinstance(report, Mapping) and "_id" in report:
             details["report_id"] = report["_id"]
         return ConfigCodeError(
-            message=message, file=self.file, definition_index=prep.index, definition_name=prep.name,
+            message=message, file=_locate(exc, *self.file), definition_index=prep.index,
+            definition_name=prep.name,
             contact_id=self.contact_id if isinstance(self.contact_id, str) else None, callback=callback,
             stack="".join(traceback.format_exception(exc)), details=details,
         )
@@ -636,8 +650,9 @@ def _content_json(content: Any) -> Any:
 class PythonEmitter:
     """Emitter for a ``tasks.py`` program: definitions are digested once, then run for any containers."""
 
-    def __init__(self, definitions: Sequence[Any], *, file: str = "tasks.py") -> None:
+    def __init__(self, definitions: Sequence[Any], *, file: str = "tasks.py", root: str | None = None) -> None:
         self.file = file
+        self.root = root.rstrip(os.sep) if root else None
         self.definitions = list(definitions)
         self._prepared = [_Definition(d, i) for i, d in enumerate(self.definitions)]
 
@@ -646,7 +661,7 @@ class PythonEmitter:
     ) -> list[Doc]:
         """Every emission of one container; a failing callback raises :class:`ConfigCodeError`."""
         out: list[Doc] = []
-        run = _Run(container, utils, user, cht, self.file, out)
+        run = _Run(container, utils, user, cht, (self.file, self.root), out)
         for prep in self._prepared:
             run.definition(prep)
         return out
@@ -662,12 +677,12 @@ class PythonEmitter:
         """
         out: list[Doc] = []
         errors: list[ConfigCodeError] = []
-        file = self.file
+        where = (self.file, self.root)
         prepared = self._prepared
         for container in containers:
             mark = len(out)
             try:
-                run = _Run(container, utils, user, cht, file, out)
+                run = _Run(container, utils, user, cht, where, out)
                 for prep in prepared:
                     run.definition(prep)
             except ConfigCodeError as err:

@@ -22,7 +22,12 @@ Representation of JavaScript values in Python definitions (documented for progra
   of an unknown name).  It matters because JavaScript drops ``undefined`` members when serialising action
   content while it keeps ``null``: ``content["phone"] = utils.get_field(r, "phone")`` leaves ``phone`` out
   of the task when the field is missing, exactly like the JavaScript original.
-* **null** -> ``None``.
+* **null** -> ``None``.  Where the two roles of ``None`` meet, the date one wins: ``to_date(None)`` is an
+  invalid date, not the epoch that ``new Date(null)`` gives.
+
+Kazi helpers for what JavaScript does with ``Date`` itself: :meth:`Utils.to_date` (``new Date(value)``),
+:meth:`Utils.make_date` (``new Date(y, m - 1, d, ...)``: month 1-based, overflow normalised, years 0-99 not
+mapped to 19xx) and :meth:`Utils.to_ms` (``getTime()``, NaN for an invalid date).
 
 Dates beyond what :class:`datetime` can hold (years 1..9999) are treated as invalid.  Date strings are
 parsed like ``new Date(string)`` for the ECMAScript date-time format only (``2024-03-10``,

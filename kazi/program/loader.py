@@ -91,8 +91,8 @@ def _read_json(path: Path, problems: list[Problem], root: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem("error", _rel(path, root), f"cannot read: {exc}", rule="file"))
     except json.JSONDecodeError as exc:
-        problems.append(Problem("error", _rel(path, root), f"invalid JSON at line {exc.lineno}, column "
-                                f"{exc.colno}: {exc.msg}", rule="file", hint="fix the JSON syntax"))
+        problems.append(Problem("error", f"{_rel(path, root)}:{exc.lineno}", f"invalid JSON at line {exc.lineno}, "
+                                f"column {exc.colno}: {exc.msg}", rule="file", hint="fix the JSON syntax"))
     return None
 
 
@@ -194,8 +194,10 @@ class _Resolver:
         return None
 
     def resolve(self, request: str, from_file: Path) -> Path | None:
-        if request.startswith(("./", "../", "/")) or request in (".", ".."):
-            base = self.root / request.lstrip("/") if request.startswith("/") else from_file.parent / request
+        if request.startswith("/"):
+            return None  # an absolute file system path: never part of the program
+        if request.startswith(("./", "../")) or request in (".", ".."):
+            base = from_file.parent / request
             return self._as_file(base) or self._as_dir(base)
         d = from_file.parent
         while True:
@@ -250,24 +252,26 @@ def _js_spec(root: Path, settings: dict[str, Any], schedules: list[Any], problem
 def _describe_js(spec: JsProgramSpec) -> tuple[Any, list[Problem]]:
     runtime = JsRuntime(spec, time_limit_s=10.0)
     try:
+        syntax = runtime.syntax_errors()
+        if syntax:
+            return None, [Problem("error", where, f"cannot parse the file: {msg}",
+                                  rule="tasks.js must require() cleanly", hint="fix the JavaScript syntax")
+                          for where, msg in syntax]
         shape, error = runtime.describe()
     finally:
         runtime.close()
     if error is None:
         return shapes.from_json(shape), []
-    stack = str(error.get("stack") or "")
-    where = "tasks.js"
-    m = re.search(r"\(?([\w./@-]+\.js):(\d+):(\d+)\)?", stack)
-    if m and m.group(1) in spec.files:
-        where = f"{m.group(1)}:{m.group(2)}"
+    where = str(error.get("location") or spec.entry)
     name = error.get("name")
     msg = str(error.get("message"))
     hint = "tasks.js must evaluate on its own; use Utils, user, cht and c only inside functions"
     if name == "ReferenceError":
         hint = ("CHT globals (Utils, user, cht, c) exist only while tasks run: move this use inside a "
                 "function such as appliesIf or resolvedIf")
-    return None, [Problem("error", where, f"cannot evaluate the file: {name}: {msg}", rule="tasks.js must require() cleanly",
-                          hint=hint)]
+    what = f"{name}: {msg}" if name else msg
+    return None, [Problem("error", where, f"cannot evaluate the file: {what}",
+                          rule="tasks.js must require() cleanly", hint=hint)]
 
 
 def inspect_tasks(program_dir: Path) -> list[Problem]:

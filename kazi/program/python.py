@@ -60,7 +60,9 @@ class PythonProgram:
         if self._emitter is None:
             if not isinstance(self.definitions, (list, tuple)):
                 raise ProgramError(f"{self.path}: `tasks` must be a list of definitions")
-            self._emitter = PythonEmitter(self.definitions, file=self.path.name)
+            self._emitter = PythonEmitter(
+                self.definitions, file=self.path.name, root=str(self.path.parent.resolve()),
+            )
         return self._emitter
 
     def emission_source(
@@ -145,7 +147,7 @@ def load_python_program(path: Path) -> PythonProgram:
     pkg_spec.submodule_search_locations = [str(root)]
     pkg = importlib.util.module_from_spec(pkg_spec)
     pkg.__path__ = [str(root)]
-    spec = importlib.util.spec_from_file_location(f"{package}.tasks", file)
+    spec = importlib.util.spec_from_file_location(f"{package}.tasks", file.resolve())
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
         raise ProgramError(f"{file}: cannot be imported")
     module = importlib.util.module_from_spec(spec)

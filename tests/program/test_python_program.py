@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kazi.engine.utils import Utils
-from kazi.errors import ProgramError
+from kazi.errors import ConfigCodeError, ProgramError
 from kazi.program import shape
 from kazi.program.python import load_python_program
 
@@ -65,9 +65,7 @@ def test_loads_definitions_helpers_and_extension_libs(tmp_path: Path) -> None:
 
 def test_each_load_is_isolated(tmp_path: Path) -> None:
     one = write(tmp_path / "one", {"tasks.py": MINIMAL, "helpers.py": HELPERS})
-    two = write(
-        tmp_path / "two", {"tasks.py": MINIMAL, "helpers.py": HELPERS.replace("DAYS = 3", "DAYS = 9")}
-    )
+    two = write(tmp_path / "two", {"tasks.py": MINIMAL, "helpers.py": HELPERS.replace("DAYS = 3", "DAYS = 9")})
     a, b, a_again = load_python_program(one), load_python_program(two), load_python_program(one)
     assert a.definitions[0]["events"][0]["days"] == 3
     assert b.definitions[0]["events"][0]["days"] == 9
@@ -94,16 +92,14 @@ def test_errors_are_located_in_the_program_files(tmp_path: Path) -> None:
     folder = write(tmp_path / "r", {"tasks.py": "tasks = []\nraise ValueError('nope')\n"})
     with pytest.raises(ProgramError) as info:
         load_python_program(folder)
-    assert (
-        info.value.problems[0].file == "tasks.py:2" and "ValueError: nope" in info.value.problems[0].message
-    )
+    assert info.value.problems[0].file == "tasks.py:2" and "ValueError: nope" in info.value.problems[0].message
 
 
 def test_missing_or_odd_exports(tmp_path: Path) -> None:
     assert load_python_program(write(tmp_path / "a", {"tasks.py": "x = 1\n"})).definitions is shape.UNDEFINED
-    assert load_python_program(
-        write(tmp_path / "b", {"tasks.py": "tasks = ({'name': 'x'},)\n"})
-    ).definitions == [{"name": "x"}]
+    assert load_python_program(write(tmp_path / "b", {"tasks.py": "tasks = ({'name': 'x'},)\n"})).definitions == [
+        {"name": "x"}
+    ]
     with pytest.raises(ProgramError):
         load_python_program(write(tmp_path / "c", {"tasks.py": "tasks = []\nextension_libs = 3\n"}))
     with pytest.raises(ProgramError):
@@ -111,3 +107,23 @@ def test_missing_or_odd_exports(tmp_path: Path) -> None:
     program = load_python_program(write(tmp_path / "d", {"tasks.py": "tasks = {'name': 'x'}\n"}))
     with pytest.raises(ProgramError):
         program.emitter()
+
+
+def test_callback_errors_name_the_program_line(tmp_path: Path) -> None:
+    helpers = "def adult(contact):\n    return contact['age'] >= 18\n"
+    folder = write(tmp_path / "e", {"tasks.py": MINIMAL, "helpers.py": HELPERS + helpers.replace("adult", "adult2")})
+    (folder / "tasks.py").write_text(MINIMAL.replace("helpers.adult(", "helpers.adult2("))
+    program = load_python_program(folder)
+    with pytest.raises(ConfigCodeError) as info:
+        program.emission_source({}, []).emit(
+            [{"contact": {"_id": "a"}, "reports": [], "tasks": []}],
+            tz="UTC",
+            now_ms=0,
+            user=None,
+            roles=[],
+            collect=False,
+        )
+    err = info.value
+    assert err.file == f"helpers.py:{HELPERS.count(chr(10)) + 2}"
+    assert (err.definition_index, err.definition_name, err.callback, err.contact_id) == (0, "t", "appliesIf", "a")
+    assert err.message == "KeyError: 'age'"

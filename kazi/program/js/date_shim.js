@@ -7,6 +7,9 @@
  * computes from the IANA database (kazi/engine/dates.py) and hands in per zone. Absolute-time
  * methods (getTime, getUTC*, toISOString, toJSON...) stay native. Local -> UTC conversion uses the
  * offset in force before a change, as V8/ICU do for skipped and repeated wall times.
+ *
+ * Strings are parsed by V8 itself (its ISO and legacy parsers); only the strings V8 reads as local time
+ * are re-read in the computation's zone, and never through the machine's zone (see parse()).
  */
 (function (global) {
   'use strict';
@@ -24,10 +27,12 @@
   var NativeDTF = global.Intl && global.Intl.DateTimeFormat;
 
   // Zone state, switched per computation by KaziDate.useZone().
-  var zone = { name: 'UTC', instants: [], offsets: [0], keys: [], lo: -Infinity, hi: Infinity, off: 0 };
+  var zone = { name: 'UTC', instants: [], offsets: [0], dst: [false], keys: [], lo: -Infinity, hi: Infinity, off: 0,
+    names: {} };
   var zones = {};
   var nowMs = 0;
   var scratch = new NativeDate(0);
+  var hasOwn = Object.prototype.hasOwnProperty;
 
   function upperBound(arr, x) {
     var lo = 0, hi = arr.length;
@@ -102,22 +107,45 @@
     while (s.length < w) { s = '0' + s; }
     return (n < 0 ? '-' : '') + s;
   }
+  // The name in toString() is what V8 asks ICU for: the zone's long *standard* or *daylight* name as of
+  // today (TimeZone::getDisplayName(isDst, LONG)), chosen by whether the instant is in daylight time; not
+  // the name in use at the instant (1900 in New York is "Eastern Standard Time", not "GMT-05:00"). Kazi
+  // formats an instant of the same kind (standard or daylight) nearest before the computation's now.
+  // Interval i of a zone is [instants[i - 1], instants[i]); an instant of it is returned, the same one
+  // for every `now` inside one interval, so that names cache well.
+  function referenceInstant(t) {
+    var ins = zone.instants, dst = zone.dst;
+    var flag = dst[upperBound(ins, t)];
+    var k = upperBound(ins, nowMs), j;
+    for (j = k; j >= 0; j--) {
+      if (dst[j] === flag) { return j > 0 ? ins[j - 1] : (ins.length ? ins[0] - 1 : 0); }
+    }
+    for (j = k + 1; j < dst.length; j++) {
+      if (dst[j] === flag) { return ins[j - 1]; }
+    }
+    return t;
+  }
   function zoneLongName(t) {
     if (!NativeDTF) { return ''; }
+    var ref = referenceInstant(t);
+    if (hasOwn.call(zone.names, ref)) { return zone.names[ref]; }
+    var name = '';
     try {
-      var parts = new NativeDTF('en-US', { timeZone: zone.name, timeZoneName: 'long' }).formatToParts(t);
+      var parts = new NativeDTF('en-US', { timeZone: zone.name, timeZoneName: 'long' }).formatToParts(ref);
       for (var i = 0; i < parts.length; i++) {
-        if (parts[i].type === 'timeZoneName') { return parts[i].value; }
+        if (parts[i].type === 'timeZoneName') { name = parts[i].value; }
       }
-    } catch (e) { /* fall through */ }
-    return '';
+    } catch (e) { /* no name */ }
+    zone.names[ref] = name;
+    return name;
   }
   function dateString(d) {
     var w = wall(d);
     native.setTime.call(scratch, w);
     var y = native.getUTCFullYear.call(scratch);
+    // V8 writes the year with at least 4 digits, the sign included for negative years ("-1199", "-0001").
     return DAYS[native.getUTCDay.call(scratch)] + ' ' + MONTHS[native.getUTCMonth.call(scratch)] + ' ' +
-      pad(native.getUTCDate.call(scratch), 2) + ' ' + (y < 0 ? '-' + pad(-y, 6) : pad(y, 4));
+      pad(native.getUTCDate.call(scratch), 2) + ' ' + (y < 0 ? '-' + pad(-y, 4) : pad(y, 4));
   }
   function timeString(d) {
     var t = native.getTime.call(d);
@@ -182,28 +210,79 @@
     Object.defineProperty(proto, name, { value: overrides[name], writable: true, configurable: true });
   });
 
-  // Which strings V8 reads as local time: ISO date-times without an offset and legacy strings
-  // without a zone; ISO date-only forms are UTC.
-  var ISO_DATE_ONLY = /^[+-]?\d{4,6}(-\d\d(-\d\d)?)?$/;
-  var ISO_DATE_TIME = /^[+-]?\d{4,6}(-\d\d(-\d\d)?)?T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?$/i;
-  var LEGACY_ZONE = /(^|[^a-z])(z|ut|utc|gmt|[ecmp][sd]t)([^a-z]|$)|\d\d?:\d\d(:\d\d(\.\d+)?)?\s*[+-]\d\d:?\d\d/i;
+  // Which strings V8 reads as local time. A whole-string ES5 ISO form (no surrounding space) is local
+  // when it has a time and no offset; a date-only ISO form is UTC. Everything else goes through V8's
+  // legacy parser, which reads local time unless the string names a zone: one of the words UT, UTC, GMT,
+  // Z, [ECMP][SD]T after a number, or a sign after a time or after UT/UTC/GMT/Z ("10:00 +3",
+  // "GMT-0500"). Parenthesised text is a comment, and a '-' right after a date number or a month name
+  // separates the date ("7-Mar-2025"), it is no sign. This mirrors V8's DateParser token rules.
+  var ISO_DATE_ONLY = /^([+-]\d{6}|\d{4})(-\d\d(-\d\d)?)?$/;
+  var ISO_DATE_TIME = /^([+-]\d{6}|\d{4})(-\d\d(-\d\d)?)?T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$/i;
+  var ZONE_WORDS = { ut: 1, utc: 1, z: 1, gmt: 1, cdt: 1, cst: 1, edt: 1, est: 1, mdt: 1, mst: 1, pdt: 1, pst: 1 };
+  var MONTH_PREFIXES = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ');
+
+  // {local, open}: whether the legacy parser reads local time; `open` when a comment runs to the end.
+  function legacyScan(s) {
+    var i = 0, n = s.length, hasNumber = false, hasTime = false, inTime = false;
+    while (i < n) {
+      var ch = s.charAt(i);
+      if (ch === '(') {
+        var depth = 0;
+        do {
+          if (s.charAt(i) === '(') { depth++; } else if (s.charAt(i) === ')') { depth--; }
+          i++;
+        } while (depth > 0 && i < n);
+        if (depth > 0) { return { local: true, open: true }; }
+        continue;
+      }
+      if (ch >= '0' && ch <= '9') {
+        var j = i;
+        while (j < n && s.charAt(j) >= '0' && s.charAt(j) <= '9') { j++; }
+        hasNumber = true;
+        var timePart = inTime;
+        if (s.charAt(j) === ':') { hasTime = true; inTime = true; timePart = true; }
+        i = j;
+        if (!timePart && s.charAt(i) === '-') { i++; } // a date separator, not a sign
+        continue;
+      }
+      if (ch >= 'A' && !/\s/.test(ch)) {
+        var k = i;
+        while (k < n && s.charAt(k) >= 'A' && !/\s/.test(s.charAt(k)) && s.charAt(k) !== '(') { k++; }
+        var word = s.slice(i, k).toLowerCase();
+        i = k;
+        if (hasNumber && hasOwn.call(ZONE_WORDS, word)) { return { local: false }; }
+        if (word.length >= 3 && MONTH_PREFIXES.indexOf(word.slice(0, 3)) !== -1 && s.charAt(i) === '-') { i++; }
+        inTime = false;
+        continue;
+      }
+      if ((ch === '+' || ch === '-') && hasTime) { return { local: false }; }
+      if (ch !== ':' && ch !== '.') { inTime = false; }
+      i++;
+    }
+    return { local: true, open: false };
+  }
 
   function parse(str) {
     var s = String(str);
     var t = nativeParse(s);
     if (t !== t) { return NaN; }
-    var trimmed = s.trim();
-    var local;
-    if (ISO_DATE_ONLY.test(trimmed)) {
-      local = false;
+    var suffix;
+    if (ISO_DATE_ONLY.test(s)) { return t; }
+    var iso = ISO_DATE_TIME.exec(s);
+    if (iso) {
+      if (iso[6]) { return t; }
+      suffix = 'Z';
     } else {
-      var iso = ISO_DATE_TIME.exec(trimmed);
-      local = iso ? !iso[5] : !LEGACY_ZONE.test(trimmed);
+      var scan = legacyScan(s);
+      if (!scan.local) { return t; }
+      suffix = scan.open ? null : ' Z';
     }
-    if (!local) { return t; }
-    // V8 read the wall clock in the machine's zone; undo that, then read it in ours.
-    var machineOff = -native.getTimezoneOffset.call(new NativeDate(t)) * 60000;
-    return timeClip(wallToUtc(t + machineOff));
+    // The wall clock V8 read: the same string with a UTC marker appended, so the machine's zone (and its
+    // DST gaps) never takes part. A comment left open at the end would swallow the marker: then undo the
+    // machine's offset instead (exact outside the machine's own DST changes).
+    var w = suffix === null ? NaN : nativeParse(s + suffix);
+    if (w !== w) { w = t - native.getTimezoneOffset.call(new NativeDate(t)) * 60000; }
+    return timeClip(wallToUtc(w));
   }
 
   function construct(args) {
@@ -222,20 +301,17 @@
     return timeClip(wallToUtc(w));
   }
 
-  var KaziDate = new Proxy(NativeDate, {
-    construct: function (target, args, newTarget) {
-      return Reflect.construct(target, [construct(args)], newTarget);
-    },
-    apply: function () {
-      return overrides.toString.call(new NativeDate(nowMs));
-    },
-    get: function (target, key, receiver) {
-      if (key === 'now') { return now; }
-      if (key === 'parse') { return parse; }
-      return Reflect.get(target, key, receiver);
-    },
-  });
+  // A plain constructor rather than a Proxy: `instanceof Date` and `new Date()` stay fast, and
+  // Date.prototype is V8's own, so every Date (from any library) is a real Date.
+  function KaziDate(year, month, date, hours, minutes, seconds, ms) { // eslint-disable-line no-unused-vars
+    if (!new.target) { return overrides.toString.call(new NativeDate(nowMs)); }
+    return Reflect.construct(NativeDate, [construct(arguments)], new.target);
+  }
   function now() { return nowMs; }
+  Object.defineProperty(KaziDate, 'prototype', { value: proto, writable: false });
+  KaziDate.now = now;
+  KaziDate.parse = parse;
+  KaziDate.UTC = nativeUTC;
   Object.defineProperty(proto, 'constructor', { value: KaziDate, writable: true, configurable: true });
 
   if (NativeDTF) {
@@ -256,12 +332,14 @@
   global.Date = KaziDate;
   global.__kaziDate = {
     // instants/offsets as computed by kazi.engine.dates.transitions()
-    defineZone: function (name, instants, offsets) {
+    // dst[i]: whether offsets[i] is daylight-saving time (for the zone's name in toString()).
+    defineZone: function (name, instants, offsets, dst) {
       var keys = [];
       for (var i = 0; i < instants.length; i++) {
         keys.push(instants[i] + Math.max(offsets[i], offsets[i + 1]));
       }
-      zones[name] = { name: name, instants: instants, offsets: offsets, keys: keys, lo: 1, hi: 0, off: 0 };
+      zones[name] = { name: name, instants: instants, offsets: offsets, keys: keys, lo: 1, hi: 0, off: 0,
+        dst: dst || offsets.map(function () { return false; }), names: {} };
     },
     hasZone: function (name) { return Object.prototype.hasOwnProperty.call(zones, name); },
     useZone: function (name) {

@@ -13,6 +13,18 @@
   var KD = global.__kaziDate;
 
   // ---------------------------------------------------------------------------------------------
+  // Sandbox. V8 alone offers no file system, network or process API; what remains to remove is any
+  // way of running code *after* a call has returned, outside its time limit: mini-racer's setTimeout
+  // (built on Atomics.waitAsync), FinalizationRegistry callbacks (run after a garbage collection) and
+  // WebAssembly's asynchronous compilation. Promise callbacks cannot be removed (await); runtime.py
+  // checks after every call that none is still running.
+  ['setTimeout', 'clearTimeout', '__timer_manager', '__TimerManager'].forEach(function (name) {
+    try { (0, eval)(name + ' = undefined'); } catch (e) { /* not defined */ }
+  });
+  ['FinalizationRegistry', 'WebAssembly'].forEach(function (name) { delete global[name]; });
+  if (global.Atomics) { delete global.Atomics.waitAsync; }
+
+  // ---------------------------------------------------------------------------------------------
   // Modules. `files` maps a path relative to the program folder to its source; `resolved` maps
   // "<from module>\u0000<request>" to the resolved path (Python resolves statically, as a bundler).
   var program = { files: {}, resolved: {}, entry: 'tasks.js', compiled: {}, libCache: {}, extLibs: {} };
@@ -21,22 +33,49 @@
     return path.indexOf('node_modules/') === 0 || path.indexOf('/node_modules/') !== -1;
   }
 
-  // Bare modules (no CHT globals as parameters) are what cht-conf require()s at compile time, where
-  // a top-level use of Utils is a ReferenceError; the validator describes programs that way.
+  // The CHT globals (Utils, user, cht, c, emit, Task, Target) are closure variables around the module
+  // function, as the parameters of CHT's `new Function` are around cht-conf's bundle: a module may then
+  // declare its own `const c` or `let user`, which parameters of the module function would forbid.
+  // Bare modules (no CHT globals) are what cht-conf require()s at compile time, where a top-level use of
+  // Utils is a ReferenceError; the validator describes programs that way.
+  var MODULE_PARAMS = 'exports, require, module, __filename, __dirname';
+  var CHT_GLOBALS = 'Utils, user, cht, c, emit, Task, Target';
+
+  // The module's source as Kazi compiles it. Header on the first line so that stack-trace (and
+  // syntax-error) line numbers are the file's own.
+  function wrap(path, bare) {
+    var fn = '(function (' + MODULE_PARAMS + ') {' + program.files[path] + '\n})';
+    return (bare ? fn : '(function (' + CHT_GLOBALS + ') { return ' + fn + '; })') + '\n//# sourceURL=' + path;
+  }
+
+  // Errors of a module's own text (syntax, JSON) name the module: their stack does not.
+  function located(e, path) {
+    if (e && typeof e === 'object' && e.kaziFile === undefined) {
+      try { e.kaziFile = path; } catch (ignored) { /* frozen */ }
+    }
+    return e;
+  }
+
   function compile(path, bare) {
     var key = (bare ? 'bare:' : '') + path;
     if (hasOwn.call(program.compiled, key)) { return program.compiled[key]; }
-    var src = program.files[path];
     var fn;
     if (/\.json$/.test(path)) {
-      var data = src;
-      fn = function (exports, require, module) { module.exports = JSON.parse(data); };
+      var data = program.files[path];
+      fn = function (exports, require, module) {
+        try {
+          module.exports = JSON.parse(data);
+        } catch (e) {
+          throw located(e, path);
+        }
+      };
+      if (!bare) { fn = (function (json) { return function () { return json; }; })(fn); }
     } else {
-      // Header on the first line so that stack-trace line numbers are the file's own.
-      var params = bare ? 'exports, require, module, __filename, __dirname' :
-        'exports, require, module, __filename, __dirname, Utils, user, cht, c, emit, Task, Target';
-      var wrapped = '(function (' + params + ') {' + src + '\n})\n//# sourceURL=' + path;
-      fn = (0, eval)(wrapped);
+      try {
+        fn = (0, eval)(wrap(path, bare));
+      } catch (e) {
+        throw located(e, path);
+      }
     }
     program.compiled[key] = fn;
     return fn;
@@ -64,9 +103,9 @@
         return load(program.resolved[key]);
       };
       try {
-        compile(path, lib || env.bare).call(module.exports, module.exports, req, module, path, dir,
-          lib ? undefined : env.Utils, lib ? undefined : env.user, lib ? undefined : env.cht,
-          lib ? undefined : env.c, env.emit, env.Task, env.Target);
+        var fn = compile(path, lib || env.bare);
+        if (!(lib || env.bare)) { fn = fn(env.Utils, env.user, env.cht, env.c, env.emit, env.Task, env.Target); }
+        fn.call(module.exports, module.exports, req, module, path, dir);
       } catch (e) {
         delete store[path];
         throw e;
@@ -99,10 +138,14 @@
         var weeks = doc.fields.last_menstrual_period || 4;
         return Utils.addDate(new Date(doc.reported_date), -7 * weeks);
       },
+      // underscore's findWhere: the entry must have the key `name` (own or inherited) and ===.
       getSchedule: function (name) {
         var list = schedules || [];
         for (var i = 0; i < list.length; i++) {
-          if (list[i] && list[i].name === name) { return list[i]; }
+          var entry = list[i];
+          if (entry !== null && entry !== undefined && 'name' in Object(entry) && entry.name === name) {
+            return entry;
+          }
         }
         return undefined;
       },
@@ -110,7 +153,7 @@
         var list = Array.isArray(forms) ? forms : [forms];
         var result = null;
         reports.forEach(function (report) {
-          if (list.indexOf(report.form) !== -1 && !report.deleted &&
+          if (list.includes(report.form) && !report.deleted &&
             (!result || report.reported_date > result.reported_date) &&
             (!fields || (report.fields && Utils.fieldsMatch(report, fields)))) {
             result = report;
@@ -122,11 +165,11 @@
         var report = Utils.getMostRecentReport(reports, form, fields);
         return report && report.reported_date;
       },
+      // `form` is compared with === (cht-nootils as bundled with cht-core 4.11: an array never matches).
       isFormSubmittedInWindow: function (reports, form, start, end, count) {
-        var list = Array.isArray(form) ? form : [form];
         for (var i = 0; i < reports.length; i++) {
           var report = reports[i];
-          if (list.indexOf(report.form) !== -1 && report.reported_date >= start && report.reported_date <= end) {
+          if (report.form === form && report.reported_date >= start && report.reported_date <= end) {
             if (!count || (report.fields && report.fields.follow_up_count > count)) {
               return true;
             }
@@ -140,9 +183,10 @@
         return firstReport.reported_date > secondReport.reported_date;
       },
       isDateValid: function (date) { return !isNaN(date.getTime()); },
+      // underscore's propertyOf(report.fields)(path.split('.')): a null report or a non-string path throws.
       getField: function (report, path) {
-        var value = report && report.fields;
-        var parts = String(path).split('.');
+        var value = report.fields;
+        var parts = path.split('.');
         for (var i = 0; i < parts.length; i++) {
           if (value === null || value === undefined) { return undefined; }
           value = value[parts[i]];
@@ -160,57 +204,84 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // cht.v1 (reference section 8): permissions from the program settings and the user's roles.
+  // cht.v1 (reference section 8): permissions from the program settings and the user's roles, with the
+  // semantics of kazi/engine/permissions.py (cht-core 4.11, the conformance suite's oracle, plus the
+  // `admin` role): so that a tasks.js and its tasks.py twin agree. Roles are not filtered by
+  // settings.roles; no (or empty) permission settings, roles that are not an array or an empty
+  // permission list answer false; a permission that is not a string throws, as in CHT.
   var ADMIN_ROLES = ['_admin', 'admin'];
+  function isPlainObject(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
   function makeCht(roles, settings) {
-    function rolesOf(user) {
-      if (Array.isArray(user)) { return user; }
-      if (user && Array.isArray(user.roles)) { return user.roles; }
-      return roles;
+    // roles: `user.roles` (webapp form), a roles array (documented form), else the session's roles;
+    // settings: `{permissions: {...}}` (webapp form) or the permissions map itself (documented form).
+    function resolve(user, chtSettings) {
+      var r = roles;
+      if (isPlainObject(user) && Array.isArray(user.roles)) {
+        r = user.roles;
+      } else if (Array.isArray(user)) {
+        r = user;
+      }
+      var chosen = settings;
+      if (isPlainObject(chtSettings) && Object.keys(chtSettings).length) {
+        chosen = isPlainObject(chtSettings.permissions) ? chtSettings : { permissions: chtSettings };
+      }
+      return { roles: r, perms: permissionMap(chosen) };
     }
-    function permsOf(chtSettings) {
-      if (chtSettings && chtSettings.permissions) { return chtSettings.permissions; }
-      return (settings && settings.permissions) || {};
+    function permissionMap(s) {
+      var perms = isPlainObject(s) ? s.permissions : undefined;
+      return isPlainObject(perms) && Object.keys(perms).length ? perms : null;
+    }
+    function split(list) {
+      var out = { allowed: [], disallowed: [] };
+      list.forEach(function (p) {
+        if (typeof p !== 'string') { throw new TypeError('permission must be a string, got ' + typeof p); }
+        if (p.charAt(0) === '!') { out.disallowed.push(p.slice(1)); } else { out.allowed.push(p); }
+      });
+      return out;
+    }
+    function roleHas(configured, userRoles) {
+      if (Array.isArray(configured)) {
+        return userRoles.some(function (r) { return typeof r === 'string' && configured.indexOf(r) !== -1; });
+      }
+      if (typeof configured === 'string') { // String.prototype.includes: a substring
+        return userRoles.some(function (r) { return typeof r === 'string' && configured.indexOf(r) !== -1; });
+      }
+      return false;
+    }
+    function allPass(names, userRoles, perms, expected) {
+      return names.every(function (name) {
+        var configured = hasOwn.call(perms, name) ? perms[name] : undefined;
+        if (!configured || (Array.isArray(configured) && !configured.length)) { return !expected; }
+        return roleHas(configured, userRoles) === expected;
+      });
     }
     function isAdmin(userRoles) {
       return userRoles.some(function (r) { return ADMIN_ROLES.indexOf(r) !== -1; });
     }
-    function configuredRoles(userRoles) {
-      var known = (settings && settings.roles) || null;
-      if (!known) { return userRoles; }
-      return userRoles.filter(function (r) { return hasOwn.call(known, r) || ADMIN_ROLES.indexOf(r) !== -1; });
-    }
-    function passes(perm, userRoles, perms) {
-      var negated = typeof perm === 'string' && perm.charAt(0) === '!';
-      var name = negated ? perm.slice(1) : perm;
-      var allowed = perms[name];
-      var shared = Array.isArray(allowed) && allowed.some(function (r) { return userRoles.indexOf(r) !== -1; });
-      return negated ? !shared : shared;
-    }
-    function check(list, userRoles, perms) {
-      if (!list || !list.length) { return false; }
-      if (isAdmin(userRoles)) {
-        return !list.some(function (p) { return typeof p === 'string' && p.charAt(0) === '!'; });
-      }
-      var effective = configuredRoles(userRoles);
-      return list.every(function (p) { return passes(p, effective, perms); });
-    }
     return {
       v1: {
         hasPermissions: function (permissions, user, chtSettings) {
-          var list = typeof permissions === 'string' ? [permissions] : permissions;
-          if (!Array.isArray(list)) { return false; }
-          return check(list, rolesOf(user), permsOf(chtSettings));
+          var who = resolve(user, chtSettings);
+          var list = typeof permissions === 'string' && permissions ? [permissions] : permissions;
+          if (!Array.isArray(list) || !list.length || !Array.isArray(who.roles) || who.perms === null) { return false; }
+          var parts = split(list);
+          if (isAdmin(who.roles)) { return parts.disallowed.length === 0; }
+          return allPass(parts.disallowed, who.roles, who.perms, false) &&
+            allPass(parts.allowed, who.roles, who.perms, true);
         },
         hasAnyPermission: function (groups, user, chtSettings) {
-          if (!Array.isArray(groups) || !groups.every(Array.isArray)) { return false; }
-          var userRoles = rolesOf(user), perms = permsOf(chtSettings);
-          if (isAdmin(userRoles)) {
-            return !groups.every(function (g) {
-              return g.some(function (p) { return typeof p === 'string' && p.charAt(0) === '!'; });
-            });
+          var who = resolve(user, chtSettings);
+          if (!Array.isArray(groups) || !groups.length || !Array.isArray(who.roles) || who.perms === null) {
+            return false;
           }
-          return groups.some(function (g) { return check(g, userRoles, perms); });
+          if (!groups.every(Array.isArray)) { return false; }
+          var parts = groups.map(split);
+          if (isAdmin(who.roles)) {
+            return !parts.every(function (g) { return g.disallowed.length > 0; });
+          }
+          return parts.some(function (g) {
+            return allPass(g.allowed, who.roles, who.perms, true) && allPass(g.disallowed, who.roles, who.perms, false);
+          });
         },
         getExtensionLib: function (id) {
           return hasOwn.call(program.extLibs, id) ? program.extLibs[id] : undefined;
@@ -261,7 +332,7 @@
 
   function deepCopy(value) {
     if (Array.isArray(value)) { return value.map(deepCopy); }
-    if (value && typeof value === 'object' && !(value instanceof Date)) {
+    if (value && typeof value === 'object' && !(value instanceof KD.NativeDate)) {
       var out = {};
       Object.keys(value).forEach(function (k) { out[k] = deepCopy(value[k]); });
       return out;
@@ -303,7 +374,7 @@
 
   function dueMs(date) {
     if (date === null || date === undefined || date === false || date === '') { return null; }
-    var t = date instanceof Date ? date.getTime() : new Date(date).getTime();
+    var t = date instanceof KD.NativeDate ? date.getTime() : new Date(date).getTime();
     return t !== t ? null : t;
   }
 
@@ -381,20 +452,27 @@
       });
     }
 
+    // cht-conf's order: every event's due date first, then each event's task (its contactLabel,
+    // resolvedIf, modifyContent and priority callbacks); callbacks sharing `this` can tell.
     function emitForEvents(scheduledTaskIdx) {
-      var dueDate = null;
-      for (var idx = 0; idx < def.events.length; idx++) {
-        var event = def.events[idx];
-        if (event.dueDate) {
-          dueDate = call(null, 'events[' + idx + '].dueDate', event.dueDate, event, [event, c, r, scheduledTaskIdx]);
+      var dueDate = null, due = [], idx;
+      for (idx = 0; idx < def.events.length; idx++) {
+        var ev = def.events[idx];
+        if (ev.dueDate) {
+          dueDate = call(null, 'events[' + idx + '].dueDate', ev.dueDate, ev, [ev, c, r, scheduledTaskIdx]);
         } else if (r && scheduledTaskIdx !== undefined) {
-          dueDate = new Date(Utils.addDate(new Date(r.scheduled_tasks[scheduledTaskIdx].due), event.days));
+          dueDate = new Date(Utils.addDate(new Date(r.scheduled_tasks[scheduledTaskIdx].due), ev.days));
         } else if (r) {
-          dueDate = new Date(Utils.addDate(new Date(r.reported_date), event.days));
+          dueDate = new Date(Utils.addDate(new Date(r.reported_date), ev.days));
         } else {
           var base = c.contact.reported_date ? new Date(c.contact.reported_date) : new Date();
-          dueDate = new Date(Utils.addDate(base, event.days));
+          dueDate = new Date(Utils.addDate(base, ev.days));
         }
+        due.push(dueDate);
+      }
+      for (idx = 0; idx < def.events.length; idx++) {
+        var event = def.events[idx];
+        dueDate = due[idx];
         if (!Utils.isTimely(dueDate, event)) { continue; }
         var deleted;
         if (r) {
@@ -517,6 +595,7 @@
       definition: current.definition,
       definitionName: current.name,
       callback: current.callback,
+      file: e && typeof e === 'object' && typeof e.kaziFile === 'string' ? e.kaziFile : null,
     };
     return err;
   }
@@ -614,7 +693,14 @@
       return JSON.stringify({ emissions: out, errors: errors });
     },
 
-    current: function () { return JSON.stringify(current); },
+    current: function () {
+      return JSON.stringify({ container: current.container, contact: current.contact, definition: current.definition,
+        definitionName: current.name, callback: current.callback });
+    },
+
+    // A module's source as compiled (for runtime.py to locate syntax errors: V8 reports their line only
+    // for a script of its own).
+    source: function (path) { return hasOwn.call(program.files, path) ? wrap(path, false) : null; },
   };
 
   global.__kazi = api;

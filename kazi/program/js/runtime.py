@@ -16,10 +16,12 @@ import re
 import threading
 import weakref
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer
+from py_mini_racer import JSOOMException, JSParseException, JSTimeoutException, MiniRacer
 
 from kazi.engine import dates
 from kazi.errors import ConfigCodeError
@@ -29,12 +31,30 @@ DEFAULT_MEMORY_LIMIT = 1024 * 1024 * 1024
 
 _SOURCES: dict[str, str] = {}
 _STACK_FILE = re.compile(r"\(?([^()\s]+\.js):(\d+):(\d+)\)?")
+_PARSE_LINE = re.compile(r"^<anonymous>:(\d+):")
+_ABORTS = (JSTimeoutException, JSOOMException)
 
 
 def _source(name: str) -> str:
     if name not in _SOURCES:
         _SOURCES[name] = resources.files("kazi.program.js").joinpath(name).read_text(encoding="utf-8")
     return _SOURCES[name]
+
+
+@lru_cache(maxsize=64)
+def _dst_flags(tz: str) -> tuple[bool, ...]:
+    """Whether each offset interval of ``dates.transitions(tz)`` is daylight-saving time.
+
+    Only ``Date.prototype.toString`` needs it: V8 names the zone by its standard or daylight name.
+    """
+    instants, _ = dates.transitions(tz)
+    z = dates.zone(tz)
+    starts = [instants[0] - 86_400_000 if instants else 0, *instants]
+    return tuple(bool(datetime.fromtimestamp(t / 1000, UTC).astimezone(z).dst()) for t in starts)
+
+
+def _abort_kind(exc: BaseException) -> str:
+    return "timeout" if isinstance(exc, JSTimeoutException) else "memory"
 
 
 @dataclass
@@ -79,6 +99,7 @@ class JsRuntime:
         self._lock = threading.Lock()
         self._ctx: MiniRacer | None = None
         self._zones: set[str] = set()
+        self._begin_args: tuple[str, float, dict[str, Any] | None, list[str]] | None = None
         _LIVE.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -109,22 +130,103 @@ class JsRuntime:
         ctx = self._context()
         return ctx.eval(code, timeout_sec=self.time_limit_s)
 
+    def _settled(self) -> str | None:
+        """After a call that ran program code: ``None`` if V8 is idle, else why it is not (and reset it).
+
+        mini-racer runs promise callbacks (``then``, ``await``) left by a call right *after* the call
+        returned, outside its time limit; a runaway one would block the next call, whichever computation
+        it belongs to. A trivial call with the time limit finds out, and closing the context ends it.
+        """
+        try:
+            self._eval("0")
+        except _ABORTS as exc:
+            self._reset()
+            return _abort_kind(exc)
+        return None
+
+    def _limit_text(self, kind: str) -> str:
+        return f"{self.time_limit_s:g} s" if kind == "timeout" else f"{self.memory_limit // (1024 * 1024)} MiB"
+
     # -- API ------------------------------------------------------------------------------------------
     def describe(self) -> tuple[Any, dict[str, Any] | None]:
-        """The export as data (functions as markers), or the error that stopped its evaluation."""
+        """The export as data (functions as markers), or the error that stopped its evaluation.
+
+        An error whose place is known carries ``location`` (``"tasks/anc.js:12"``).
+        """
         with self._lock:
             try:
                 out = json.loads(self._eval("__kazi.describe()"))
-            except (JSTimeoutException, JSOOMException) as exc:
+            except _ABORTS as exc:
                 self._reset()
-                kind = "timeout" if isinstance(exc, JSTimeoutException) else "memory"
+                kind = _abort_kind(exc)
                 return None, {"message": f"evaluating the program ran out of {kind}", "kind": kind}
-        if out["ok"]:
-            return out["shape"], None
-        return None, out["error"]
+            late = self._settled()
+            if late is not None:
+                return None, {"message": f"asynchronous program code exceeded the {late} limit of "
+                              f"{self._limit_text(late)}", "kind": late}
+            if out["ok"]:
+                return out["shape"], None
+            error = dict(out["error"])
+            error["location"] = self._location(error)
+        return None, error
+
+    def syntax_errors(self) -> list[tuple[str, str]]:
+        """``(location, message)`` for every program module (not ``node_modules``) V8 cannot compile.
+
+        A bundler parses every module it bundles, so a syntax error in a module required only inside a
+        function stops cht-conf too; evaluating the program would not reach it.
+        """
+        found: list[tuple[str, str]] = []
+        with self._lock:
+            for path in self.spec.files:
+                if "node_modules/" in f"/{path}" or not path.endswith(".js"):
+                    continue
+                where, message = self._compile_error(path)
+                if message:
+                    found.append((where, message))
+        return found
+
+    def _compile_error(self, path: str) -> tuple[str, str]:
+        """(``path:line``, message) of the syntax error in a module; message ``""`` when it compiles."""
+        ctx = self._context()
+        source = ctx.eval(f"__kazi.source({json.dumps(path)})")
+        if not isinstance(source, str):
+            return path, ""
+        try:
+            ctx.eval(source, timeout_sec=self.time_limit_s)
+        except JSParseException as exc:
+            text = str(exc)
+            m = _PARSE_LINE.match(text)
+            message = next((ln for ln in text.splitlines() if ln.startswith("SyntaxError")), text.strip())
+            return (f"{path}:{m.group(1)}" if m else path), message
+        return path, ""
+
+    def _location(self, e: dict[str, Any]) -> str:
+        """``file:line`` of an error: the module it names (syntax, JSON), else the stack's first program file."""
+        named = e.get("file")
+        if isinstance(named, str) and named in self.spec.files:
+            if named.endswith(".json"):
+                try:
+                    json.loads(self.spec.files[named])
+                except json.JSONDecodeError as exc:
+                    return f"{named}:{exc.lineno}"
+                return named
+            try:
+                return self._compile_error(named)[0]
+            except Exception:  # noqa: BLE001 - the location is a courtesy; the error itself is reported
+                return named
+        for m in _STACK_FILE.finditer(str(e.get("stack") or "")):
+            path = m.group(1)
+            if path in self.spec.files or path.startswith("extension-libs/"):
+                return f"{path}:{m.group(2)}"
+        return self.spec.entry
 
     def begin(self, *, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str]) -> None:
-        """Set the computation's zone, instant, user and roles for the next :meth:`emit` calls."""
+        """Set the computation's zone, instant, user and roles for the next :meth:`emit` calls.
+
+        It evaluates the program once (to learn which definitions can apply to whom), under the time and
+        memory limits: a runaway top level raises :class:`ConfigCodeError`.
+        """
         with self._lock:
             self._begin(tz, now_ms, user, roles)
 
@@ -132,11 +234,22 @@ class JsRuntime:
         ctx = self._context()
         if tz not in self._zones:
             instants, offsets = dates.transitions(tz)
-            ctx.eval(f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, {json.dumps(offsets)})")
+            ctx.eval(f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, {json.dumps(offsets)}, "
+                     f"{json.dumps(_dst_flags(tz))})")
             self._zones.add(tz)
         spec = {"tz": tz, "now": now_ms, "user": user, "roles": roles}
         self._begin_args = (tz, now_ms, user, roles)
-        ctx.eval(f"__kazi.begin({json.dumps(spec)})")
+        try:
+            self._eval(f"__kazi.begin({json.dumps(spec)})")
+        except _ABORTS as exc:
+            self._reset()
+            kind = _abort_kind(exc)
+            raise ConfigCodeError(f"evaluating the program exceeded the {kind} limit of {self._limit_text(kind)}",
+                                  file=self.spec.entry, kind=kind) from None
+        late = self._settled()
+        if late is not None:
+            raise ConfigCodeError(f"asynchronous program code exceeded the {late} limit of "
+                                  f"{self._limit_text(late)}", file=self.spec.entry, kind=late)
 
     def emit(self, containers: list[dict[str, Any]], *, collect: bool = False) -> tuple[
         list[dict[str, Any]], list[ConfigCodeError]
@@ -147,52 +260,85 @@ class JsRuntime:
         ``collect=True`` failing containers are skipped (their errors returned) and the rest go on,
         a runaway container included: after a timeout the batch is resumed past the culprit.
         """
+        with self._lock:
+            return self._emit_batch(containers, collect)
+
+    def _emit_batch(self, batch: list[dict[str, Any]], collect: bool) -> tuple[
+        list[dict[str, Any]], list[ConfigCodeError]
+    ]:
         emissions: list[dict[str, Any]] = []
         errors: list[ConfigCodeError] = []
         start = 0
-        with self._lock:
-            while start < len(containers):
-                batch = containers[start:]
-                payload = json.dumps(json.dumps(batch, separators=(",", ":")))
-                try:
-                    raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})")
-                except (JSTimeoutException, JSOOMException) as exc:
-                    kind = "timeout" if isinstance(exc, JSTimeoutException) else "memory"
-                    where = self._where_after_abort()
-                    self._reset()
-                    self._begin(*self._begin_args)
-                    index = where.get("container", -1)
-                    limit = (f"{self.time_limit_s:g} s" if kind == "timeout"
-                             else f"{self.memory_limit // (1024 * 1024)} MiB")
-                    err = self._error({**where, "message": f"exceeded the {kind} limit of {limit}"}, kind, batch)
-                    if not collect or index < 0:
-                        raise err from None
-                    errors.append(err)
-                    # Containers before the culprit are recomputed: their results were lost.
-                    start += index + 1
-                    emissions_before, errs_before = self._emit_plain(batch[:index], collect)
-                    emissions.extend(emissions_before)
-                    errors.extend(errs_before)
-                    continue
-                out = json.loads(raw)
-                emissions.extend(out["emissions"])
-                for e in out["errors"]:
-                    err = self._error(e, "exception", batch)
+        while start < len(batch):
+            part = batch[start:]
+            payload = json.dumps(json.dumps(part, separators=(",", ":")))
+            try:
+                raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})")
+            except _ABORTS as exc:
+                kind = _abort_kind(exc)
+                where = self._where_after_abort()
+                self._restart()
+                index = where.get("container", -1)
+                err = self._error({**where, "message": f"exceeded the {kind} limit of {self._limit_text(kind)}"},
+                                  kind, part)
+                if not collect or not isinstance(index, int) or index < 0:
+                    raise err from None
+                # Containers before the culprit are recomputed: their results were lost with the context.
+                before, errs_before = self._emit_batch(part[:index], collect)
+                emissions.extend(before)
+                errors.extend(errs_before)
+                errors.append(err)
+                start += index + 1
+                continue
+            late = self._settled()
+            if late is not None:
+                # A container left asynchronous code that ran away after the call: find which, one by one.
+                self._restart()
+                if len(part) == 1:
+                    err = self._error({"container": 0, "message": f"asynchronous program code (a promise "
+                                       f"callback) exceeded the {late} limit of {self._limit_text(late)}"},
+                                      late, part)
                     if not collect:
                         raise err
                     errors.append(err)
+                    break
+                more, errs = self._emit_one_by_one(part, collect, late)
+                emissions.extend(more)
+                errors.extend(errs)
                 break
+            out = json.loads(raw)
+            emissions.extend(out["emissions"])
+            for e in out["errors"]:
+                err = self._error(e, "exception", part)
+                if not collect:
+                    raise err
+                errors.append(err)
+            break
         return emissions, errors
 
-    def _emit_plain(self, batch: list[dict[str, Any]], collect: bool) -> tuple[
+    def _emit_one_by_one(self, batch: list[dict[str, Any]], collect: bool, kind: str) -> tuple[
         list[dict[str, Any]], list[ConfigCodeError]
     ]:
-        if not batch:
-            return [], []
-        payload = json.dumps(json.dumps(batch, separators=(",", ":")))
-        out = json.loads(self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})"))
-        errs = [self._error(e, "exception", batch) for e in out["errors"]]
-        return out["emissions"], errs
+        emissions: list[dict[str, Any]] = []
+        errors: list[ConfigCodeError] = []
+        for container in batch:
+            more, errs = self._emit_batch([container], collect)
+            emissions.extend(more)
+            errors.extend(errs)
+        if not errors:
+            # Not reproducible container by container (e.g. it depended on state shared across containers).
+            err = self._error({"message": f"asynchronous program code exceeded the {kind} limit of "
+                               f"{self._limit_text(kind)}"}, kind, batch)
+            if not collect:
+                raise err
+            errors.append(err)
+        return emissions, errors
+
+    def _restart(self) -> None:
+        """A fresh context in the current computation's state (after a timeout or memory abort)."""
+        self._reset()
+        if self._begin_args is not None:
+            self._begin(*self._begin_args)
 
     def _where_after_abort(self) -> dict[str, Any]:
         try:
@@ -202,12 +348,7 @@ class JsRuntime:
 
     def _error(self, e: dict[str, Any], kind: str, batch: list[dict[str, Any]]) -> ConfigCodeError:
         stack = str(e.get("stack") or "")
-        file = self.spec.entry
-        for m in _STACK_FILE.finditer(stack):
-            path = m.group(1)
-            if path in self.spec.files or path.startswith("extension-libs/"):
-                file = f"{path}:{m.group(2)}"
-                break
+        file = self._location(e)
         definition = e.get("definition")
         index = e.get("container", -1)
         contact = e.get("contact")
