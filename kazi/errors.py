@@ -69,6 +69,10 @@ class ConfigCodeError(KaziError):
     stack: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (kazi.workers): rebuild from fields, not from Exception.args.
+        return (_rebuild_config_code_error, (dict(self.__dict__),))
+
     def __str__(self) -> str:
         where = [self.file or "program code"]
         if self.definition_index is not None:
@@ -79,6 +83,10 @@ class ConfigCodeError(KaziError):
         if self.contact_id:
             where.append(f"contact {self.contact_id}")
         return f"{', '.join(where)}: {self.kind}: {self.message}"
+
+
+def _rebuild_config_code_error(fields: dict[str, Any]) -> ConfigCodeError:
+    return ConfigCodeError(**fields)
 
 
 class DocumentError(KaziError):

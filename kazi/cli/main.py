@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "kazi.cli.tasks",
     "kazi.cli.conformance",
     "kazi.cli.population",
+    "kazi.cli.demo",
 ]
 
 

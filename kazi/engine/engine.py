@@ -91,11 +91,15 @@ def emit(
     emissions: list[Doc] = []
     errors: list[ConfigCodeError] = []
     roles = list(user.roles)
-    for i in range(0, len(containers), batch_size):
-        out, errs = source.emit(
-            containers[i:i + batch_size], tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
-            collect=collect_errors,
-        )
+    batches = [containers[i:i + batch_size] for i in range(0, len(containers), batch_size)]
+    emit_many = getattr(source, "emit_many", None)
+    if emit_many is not None:  # a source that can run batches concurrently (kazi.workers)
+        emissions, errors = emit_many(batches, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
+                                      collect=collect_errors)
+        batches = []
+    for batch in batches:
+        out, errs = source.emit(batch, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
+                                collect=collect_errors)
         emissions.extend(out)
         errors.extend(errs)
     for e in emissions:

@@ -27,8 +27,8 @@
   var NativeDTF = global.Intl && global.Intl.DateTimeFormat;
 
   // Zone state, switched per computation by KaziDate.useZone().
-  var zone = { name: 'UTC', instants: [], offsets: [0], dst: [false], keys: [], lo: -Infinity, hi: Infinity, off: 0,
-    names: {} };
+  var zone = { name: 'UTC', instants: [], offsets: [0], keys: [], lo: -Infinity, hi: Infinity, off: 0,
+    dstInstants: [], dstFlags: [false], names: {} };
   var zones = {};
   var nowMs = 0;
   var scratch = new NativeDate(0);
@@ -69,13 +69,25 @@
     return t !== t ? NaN : t + offsetAt(t);
   }
 
+  // A wall time may lie beyond the +-8.64e15 a Date can hold (local time of the first and last valid
+  // instants): the scratch date then holds it 400 years (a whole Gregorian cycle, whole weeks too)
+  // nearer, and the years are given back. Returns the years to add to the scratch's year.
+  var CYCLE_MS = 146097 * 86400000;
+  function toScratch(w) {
+    if (w > 8.64e15) { native.setTime.call(scratch, w - CYCLE_MS); return 400; }
+    if (w < -8.64e15) { native.setTime.call(scratch, w + CYCLE_MS); return -400; }
+    native.setTime.call(scratch, w);
+    return 0;
+  }
+
   function localGetter(utcName) {
     var fn = native[utcName];
+    var isYear = utcName === 'getUTCFullYear';
     return function () {
       var w = wall(this);
       if (w !== w) { return NaN; }
-      native.setTime.call(scratch, w);
-      return fn.call(scratch);
+      var years = toScratch(w);
+      return isYear ? fn.call(scratch) + years : fn.call(scratch);
     };
   }
 
@@ -94,8 +106,9 @@
       } else {
         w = t + offsetAt(t);
       }
-      native.setTime.call(scratch, w);
+      var years = toScratch(w);
       var w2 = fn.apply(scratch, arguments);
+      if (years && utcName !== 'setUTCFullYear') { w2 += years / 400 * CYCLE_MS; } // setFullYear sets the year
       return native.setTime.call(this, timeClip(wallToUtc(w2)));
     };
   }
@@ -109,26 +122,26 @@
   }
   // The name in toString() is what V8 asks ICU for: the zone's long *standard* or *daylight* name as of
   // today (TimeZone::getDisplayName(isDst, LONG)), chosen by whether the instant is in daylight time; not
-  // the name in use at the instant (1900 in New York is "Eastern Standard Time", not "GMT-05:00"). Kazi
-  // formats an instant of the same kind (standard or daylight) nearest before the computation's now.
-  // Interval i of a zone is [instants[i - 1], instants[i]); an instant of it is returned, the same one
-  // for every `now` inside one interval, so that names cache well.
-  function referenceInstant(t) {
-    var ins = zone.instants, dst = zone.dst;
-    var flag = dst[upperBound(ins, t)];
-    var k = upperBound(ins, nowMs), j;
-    for (j = k; j >= 0; j--) {
-      if (dst[j] === flag) { return j > 0 ? ins[j - 1] : (ins.length ? ins[0] - 1 : 0); }
-    }
-    for (j = k + 1; j < dst.length; j++) {
-      if (dst[j] === flag) { return ins[j - 1]; }
-    }
-    return t;
-  }
+  // the name in use at the instant (1900 in New York is "Eastern Standard Time", not "GMT-05:00").
+  // dst interval i is [dstInstants[i - 1], dstInstants[i]). The name for an instant is the one in use at
+  // an instant of the same kind nearest before now: `now` itself when it is of that kind, else the end of
+  // the latest interval of that kind (the start of the next one if there is none before now).
   function zoneLongName(t) {
     if (!NativeDTF) { return ''; }
-    var ref = referenceInstant(t);
-    if (hasOwn.call(zone.names, ref)) { return zone.names[ref]; }
+    var ins = zone.dstInstants, dst = zone.dstFlags;
+    var flag = dst[upperBound(ins, t)];
+    var k = upperBound(ins, nowMs), j, ref = t;
+    for (j = k; j >= 0 && dst[j] !== flag; j--) { /* search back */ }
+    if (j === k) {
+      ref = nowMs;
+    } else if (j >= 0) {
+      ref = ins[j] - 1;
+    } else {
+      for (j = k + 1; j < dst.length && dst[j] !== flag; j++) { /* search forward */ }
+      if (j < dst.length) { ref = ins[j - 1]; }
+    }
+    var key = j + ':' + k;
+    if (hasOwn.call(zone.names, key)) { return zone.names[key]; }
     var name = '';
     try {
       var parts = new NativeDTF('en-US', { timeZone: zone.name, timeZoneName: 'long' }).formatToParts(ref);
@@ -136,13 +149,12 @@
         if (parts[i].type === 'timeZoneName') { name = parts[i].value; }
       }
     } catch (e) { /* no name */ }
-    zone.names[ref] = name;
+    zone.names[key] = name;
     return name;
   }
   function dateString(d) {
-    var w = wall(d);
-    native.setTime.call(scratch, w);
-    var y = native.getUTCFullYear.call(scratch);
+    var years = toScratch(wall(d));
+    var y = native.getUTCFullYear.call(scratch) + years;
     // V8 writes the year with at least 4 digits, the sign included for negative years ("-1199", "-0001").
     return DAYS[native.getUTCDay.call(scratch)] + ' ' + MONTHS[native.getUTCMonth.call(scratch)] + ' ' +
       pad(native.getUTCDate.call(scratch), 2) + ' ' + (y < 0 ? '-' + pad(-y, 4) : pad(y, 4));
@@ -150,8 +162,8 @@
   function timeString(d) {
     var t = native.getTime.call(d);
     var off = offsetAt(t);
-    native.setTime.call(scratch, t + off);
-    var m = Math.round(off / 60000), sign = m < 0 ? '-' : '+';
+    toScratch(t + off);
+    var m = Math.trunc(off / 60000), sign = m < 0 ? '-' : '+'; // V8 truncates (LMT has seconds)
     m = Math.abs(m);
     var name = zoneLongName(t);
     return pad(native.getUTCHours.call(scratch), 2) + ':' + pad(native.getUTCMinutes.call(scratch), 2) + ':' +
@@ -285,19 +297,43 @@
     return timeClip(wallToUtc(w));
   }
 
+  function isObject(v) { return v !== null && (typeof v === 'object' || typeof v === 'function'); }
+
+  // ECMA-262 ToPrimitive(v) with no hint: @@toPrimitive('default'), else valueOf then toString.
+  function toPrimitive(v) {
+    var exotic = v[Symbol.toPrimitive];
+    if (exotic !== undefined && exotic !== null) {
+      var r = exotic.call(v, 'default');
+      if (isObject(r)) { throw new TypeError('Cannot convert object to primitive value'); }
+      return r;
+    }
+    var names = ['valueOf', 'toString'];
+    for (var i = 0; i < names.length; i++) {
+      var fn = v[names[i]];
+      if (typeof fn === 'function') {
+        var out = fn.call(v);
+        if (!isObject(out)) { return out; }
+      }
+    }
+    throw new TypeError('Cannot convert object to primitive value');
+  }
+
   function construct(args) {
     if (args.length === 0) { return nowMs; }
     if (args.length === 1) {
       var v = args[0];
       if (v instanceof NativeDate) { return native.getTime.call(v); }
-      if (v !== null && typeof v === 'object') {
-        var prim = v[Symbol.toPrimitive] ? v[Symbol.toPrimitive]('default') : v.valueOf();
-        if (prim !== null && typeof prim === 'object') { prim = v.toString(); }
-        v = prim;
-      }
+      if (isObject(v)) { v = toPrimitive(v); }
       return typeof v === 'string' ? parse(v) : timeClip(+v);
     }
-    var w = nativeUTC.apply(null, args);
+    var nums = Array.prototype.map.call(args, Number);
+    var w = nativeUTC.apply(null, nums);
+    if (w !== w && Math.abs(nums[0]) > 200000) {
+      // The wall time is beyond what Date.UTC returns; the instant may not be (see toScratch).
+      var sign = nums[0] > 0 ? 1 : -1;
+      nums[0] -= sign * 400;
+      w = nativeUTC.apply(null, nums) + sign * CYCLE_MS;
+    }
     return timeClip(wallToUtc(w));
   }
 
@@ -309,6 +345,7 @@
   }
   function now() { return nowMs; }
   Object.defineProperty(KaziDate, 'prototype', { value: proto, writable: false });
+  Object.defineProperty(KaziDate, 'name', { value: 'Date' });
   KaziDate.now = now;
   KaziDate.parse = parse;
   KaziDate.UTC = nativeUTC;
@@ -332,14 +369,15 @@
   global.Date = KaziDate;
   global.__kaziDate = {
     // instants/offsets as computed by kazi.engine.dates.transitions()
-    // dst[i]: whether offsets[i] is daylight-saving time (for the zone's name in toString()).
-    defineZone: function (name, instants, offsets, dst) {
+    // dstInstants/dstFlags: when daylight-saving time starts or ends (runtime.py's _dst_changes), for the
+    // zone's name in toString(); dstFlags[0] holds before the first instant.
+    defineZone: function (name, instants, offsets, dstInstants, dstFlags) {
       var keys = [];
       for (var i = 0; i < instants.length; i++) {
         keys.push(instants[i] + Math.max(offsets[i], offsets[i + 1]));
       }
       zones[name] = { name: name, instants: instants, offsets: offsets, keys: keys, lo: 1, hi: 0, off: 0,
-        dst: dst || offsets.map(function () { return false; }), names: {} };
+        dstInstants: dstInstants || [], dstFlags: dstFlags || [false], names: {} };
     },
     hasZone: function (name) { return Object.prototype.hasOwnProperty.call(zones, name); },
     useZone: function (name) {

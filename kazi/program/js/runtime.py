@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import atexit
 import json
+
+import orjson
 import re
 import threading
 import weakref
@@ -35,22 +37,67 @@ _PARSE_LINE = re.compile(r"^<anonymous>:(\d+):")
 _ABORTS = (JSTimeoutException, JSOOMException)
 
 
+def _encode_batch(batch: list[dict[str, Any]]) -> str:
+    """A batch as a JavaScript string literal holding its JSON (V8's JSON.parse beats parsing literals).
+
+    orjson is ~4x faster than the standard library here, which matters at 300k containers; it refuses
+    what JSON cannot carry faithfully (e.g. integers beyond 64 bits), and then the standard encoder runs.
+    """
+    try:
+        return orjson.dumps(orjson.dumps(batch).decode()).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(json.dumps(batch, separators=(",", ":")))
+
+
 def _source(name: str) -> str:
     if name not in _SOURCES:
         _SOURCES[name] = resources.files("kazi.program.js").joinpath(name).read_text(encoding="utf-8")
     return _SOURCES[name]
 
 
-@lru_cache(maxsize=64)
-def _dst_flags(tz: str) -> tuple[bool, ...]:
-    """Whether each offset interval of ``dates.transitions(tz)`` is daylight-saving time.
+_DST_SCAN_FROM_MS = -2_524_521_600_000  # 1890-01-01, where dates.transitions() starts
+_DST_SCAN_TO_MS = 4_133_980_800_000  # 2101-01-01, where it ends
+_DST_STEP_MS = 7 * 86_400_000
 
-    Only ``Date.prototype.toString`` needs it: V8 names the zone by its standard or daylight name.
+
+@lru_cache(maxsize=64)
+def _dst_changes(tz: str) -> tuple[list[int], list[bool]]:
+    """When ``tz`` enters or leaves daylight-saving time: ``(instants_ms, flags)``, ``flags[0]`` before the first.
+
+    Only ``Date.prototype.toString`` needs it (V8 names a zone by its standard or daylight name). A zone can
+    switch between standard and daylight time without changing its offset (New Zealand, 1946), so the
+    changes are searched inside the offset intervals of ``dates.transitions(tz)`` too: weekly, then to the ms.
     """
-    instants, _ = dates.transitions(tz)
     z = dates.zone(tz)
-    starts = [instants[0] - 86_400_000 if instants else 0, *instants]
-    return tuple(bool(datetime.fromtimestamp(t / 1000, UTC).astimezone(z).dst()) for t in starts)
+
+    def is_dst(ms: int) -> bool:
+        return bool(datetime.fromtimestamp(ms / 1000, UTC).astimezone(z).dst())
+
+    instants, _ = dates.transitions(tz)
+    bounds = [_DST_SCAN_FROM_MS, *instants, _DST_SCAN_TO_MS]
+    points: list[int] = []
+    flags = [is_dst(bounds[0])]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        t = lo
+        while t < hi:
+            step = min(t + _DST_STEP_MS, hi - 1)
+            if step <= t:
+                break
+            if is_dst(step) != flags[-1]:
+                a, b = t, step  # is_dst(a) == flags[-1] != is_dst(b)
+                while b - a > 1:
+                    mid = (a + b) // 2
+                    if is_dst(mid) == flags[-1]:
+                        a = mid
+                    else:
+                        b = mid
+                points.append(b)
+                flags.append(not flags[-1])
+            t = step
+        if hi < _DST_SCAN_TO_MS and is_dst(hi) != flags[-1]:
+            points.append(hi)
+            flags.append(not flags[-1])
+    return points, flags
 
 
 def _abort_kind(exc: BaseException) -> str:
@@ -234,8 +281,9 @@ class JsRuntime:
         ctx = self._context()
         if tz not in self._zones:
             instants, offsets = dates.transitions(tz)
+            dst_instants, dst_flags = _dst_changes(tz)
             ctx.eval(f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, {json.dumps(offsets)}, "
-                     f"{json.dumps(_dst_flags(tz))})")
+                     f"{json.dumps(dst_instants)}, {json.dumps(dst_flags)})")
             self._zones.add(tz)
         spec = {"tz": tz, "now": now_ms, "user": user, "roles": roles}
         self._begin_args = (tz, now_ms, user, roles)
@@ -271,7 +319,7 @@ class JsRuntime:
         start = 0
         while start < len(batch):
             part = batch[start:]
-            payload = json.dumps(json.dumps(part, separators=(",", ":")))
+            payload = _encode_batch(part)
             try:
                 raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})")
             except _ABORTS as exc:
@@ -306,7 +354,7 @@ class JsRuntime:
                 emissions.extend(more)
                 errors.extend(errs)
                 break
-            out = json.loads(raw)
+            out = orjson.loads(raw)
             emissions.extend(out["emissions"])
             for e in out["errors"]:
                 err = self._error(e, "exception", part)
