@@ -136,6 +136,15 @@ def marshal(
     """
     containers: list[Doc] = []
     by_subject: dict[Any, Doc] = {}
+
+    def container_for(subject: Any) -> Doc:
+        found = by_subject.get(subject)
+        if found is None:  # headless: reports (or task docs) about a subject that is not a contact here
+            found = {"contact": {"_id": subject}, "reports": [], "tasks": []}
+            by_subject[subject] = found
+            containers.append(found)
+        return found
+
     for doc in sorted((d for d in contacts if is_contact(d)), key=_contact_order):
         c: Doc = {"contact": doc, "reports": [], "tasks": []}
         containers.append(c)
@@ -149,23 +158,12 @@ def marshal(
                 no_subject = {"contact": None, "reports": [], "tasks": []}
                 containers.append(no_subject)
             no_subject["reports"].append(r)
-            continue
-        c = by_subject.get(sid)
-        if c is None:
-            c = {"contact": {"_id": sid}, "reports": [], "tasks": []}
-            by_subject[sid] = c
-            containers.append(c)
-        c["reports"].append(r)
+        else:
+            container_for(sid)["reports"].append(r)
     for t in task_docs:
         req = t.get("requester")
-        if not req:
-            continue
-        c = by_subject.get(req)
-        if c is None:
-            c = {"contact": {"_id": req}, "reports": [], "tasks": []}
-            by_subject[req] = c
-            containers.append(c)
-        c["tasks"].append(t)
+        if req:
+            container_for(req)["tasks"].append(t)
     for c in containers:
         if len(c["reports"]) > 1:
             if keyed_read:

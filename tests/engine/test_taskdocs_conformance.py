@@ -15,8 +15,8 @@ subject ``65300`` in step 1; in step 2 the contact with ``patient_id: 65300`` ar
 requester becomes ``pt-53-0`` and the old doc (requester ``65300``) is not loaded, so CHT creates a second
 doc; only in step 5, when the tracking of ``65300`` has expired, are both loaded together and the older one
 is Cancelled as a ``duplicate``.  The emission list alone cannot say this, so the runner's scope model
-(:class:`kazi.conformance.DeviceScope`) models the refreshed ids from the case's documents; the engine module itself stays scope-agnostic (see
-:func:`refresh`'s incremental contract).
+(:class:`kazi.conformance.DeviceScope`) models the refreshed ids from the case's documents; the engine
+module itself stays scope-agnostic (see :func:`refresh`'s incremental contract).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Tests for the task-definition validator (reference section 2.3).
 
 Unit tests build described definitions by hand (functions are ``FUNCTION`` markers), one rule at a time;
-the fixture tests run every ``tests/conformance_suite/schema-errors`` (vendored from ../shared) folder through the real loader
+the fixture tests run every folder of ``tests/conformance_suite/schema-errors`` (vendored from
+../shared) through the real loader
 (embedded V8) and check that each location a good error must name is named, and nothing else is
 reported as an error.
 """

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import atexit
 import json
-
-import orjson
 import re
 import threading
 import weakref
@@ -23,6 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import orjson
 from py_mini_racer import JSOOMException, JSParseException, JSTimeoutException, MiniRacer
 
 from kazi.engine import dates
