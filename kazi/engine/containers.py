@@ -43,11 +43,13 @@ def is_task_report(doc: Doc) -> bool:
 
 def contact_subject_ids(doc: Doc) -> list[str]:
     """``_id``, ``patient_id``, ``place_id`` (truthy, de-duplicated, in that order)."""
-    out: list[str] = []
-    for k in ("_id", "patient_id", "place_id"):
-        v = doc.get(k)
-        if v and v not in out:
-            out.append(v)
+    get = doc.get
+    i, p, pl = get("_id"), get("patient_id"), get("place_id")
+    out: list[str] = [i] if i else []
+    if p and p != i:
+        out.append(p)
+    if pl and pl != i and pl != p:
+        out.append(pl)
     return out
 
 
@@ -78,8 +80,8 @@ def report_subject_ids(doc: Doc) -> list[Any]:
 
 
 def _contact_order(doc: Doc) -> tuple[str, str]:
-    t = contact_type(doc)
-    return (str(t) if t is not None else "", str(doc.get("_id", "")))
+    t = doc.get("contact_type") if doc.get("type") == "contact" else doc.get("type")
+    return (t if isinstance(t, str) else str(t or ""), doc.get("_id") or "")
 
 
 def _collation_key(v: Any) -> tuple[int, Any]:

@@ -198,6 +198,9 @@ class _Resolver:
             return None  # an absolute file system path: never part of the program
         if request.startswith(("./", "../")) or request in (".", ".."):
             base = from_file.parent / request
+            # Node: a trailing slash ("./tasks/", ".", "x/..") asks for the folder, never a file beside it.
+            if request.endswith(("/", "/.", "/..")) or request in (".", ".."):
+                return self._as_dir(base)
             return self._as_file(base) or self._as_dir(base)
         d = from_file.parent
         while True:

@@ -183,7 +183,7 @@
     getYear: function () { var y = overrides.getFullYear.call(this); return y !== y ? NaN : y - 1900; },
     getTimezoneOffset: function () {
       var t = native.getTime.call(this);
-      return t !== t ? NaN : -offsetAt(t) / 60000;
+      return t !== t ? NaN : -offsetAt(t) / 60000 + 0; // + 0: V8 answers 0, never -0
     },
     setFullYear: localSetter('setUTCFullYear', true),
     setMonth: localSetter('setUTCMonth', false),
@@ -326,7 +326,7 @@
       if (isObject(v)) { v = toPrimitive(v); }
       return typeof v === 'string' ? parse(v) : timeClip(+v);
     }
-    var nums = Array.prototype.map.call(args, Number);
+    var nums = Array.prototype.map.call(args, function (v) { return +v; }); // ToNumber: a BigInt throws
     var w = nativeUTC.apply(null, nums);
     if (w !== w && Math.abs(nums[0]) > 200000) {
       // The wall time is beyond what Date.UTC returns; the instant may not be (see toScratch).

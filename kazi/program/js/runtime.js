@@ -81,6 +81,21 @@
     return fn;
   }
 
+  // Which program module exported each definition object first (the module that built it, as modules
+  // finish before the modules requiring them): the file a timeout names, since it has no stack.
+  var origins = new WeakMap();
+  function noteOrigins(exported, path) {
+    function note(v) {
+      if (v !== null && typeof v === 'object' && !origins.has(v)) { origins.set(v, path); }
+    }
+    if (Array.isArray(exported)) {
+      exported.forEach(note);
+    } else if (exported !== null && typeof exported === 'object') {
+      note(exported);
+      Object.keys(exported).forEach(function (k) { note(exported[k]); });
+    }
+  }
+
   // Evaluate the module graph from `entry`. Program modules get a fresh cache per call (CHT
   // re-runs its bundle per container); installed libraries (node_modules) are evaluated once per
   // runtime, since re-running e.g. moment for every contact costs much and changes nothing.
@@ -111,6 +126,7 @@
         throw e;
       }
       module.loaded = true;
+      if (!lib) { noteOrigins(module.exports, path); }
       return module.exports;
     }
     return load(entry);
@@ -306,7 +322,7 @@
   // ---------------------------------------------------------------------------------------------
   // The emission loop (reference section 3). `current` says what runs, for error messages and
   // for naming the culprit after a timeout.
-  var current = { container: -1, contact: null, definition: -1, name: null, callback: null };
+  var current = { container: -1, contact: null, definition: -1, name: null, file: null, callback: null };
 
   function call(cb, name, fn, self, args) {
     current.callback = name;
@@ -594,6 +610,7 @@
       contact: current.contact,
       definition: current.definition,
       definitionName: current.name,
+      definitionFile: current.file,
       callback: current.callback,
       file: e && typeof e === 'object' && typeof e.kaziFile === 'string' ? e.kaziFile : null,
     };
@@ -660,7 +677,7 @@
         var c = containers[n];
         current.container = n;
         current.contact = c.contact && c.contact._id !== undefined ? c.contact._id : null;
-        current.definition = -1; current.name = null; current.callback = null;
+        current.definition = -1; current.name = null; current.file = null; current.callback = null;
         var mark = out.length;
         try {
           var filters = session.filters;
@@ -676,6 +693,7 @@
             current.definition = i;
             current.name = tasks[i] && typeof tasks[i].name === 'string' ? tasks[i].name : null;
             var t = tasks[i];
+            current.file = t !== null && typeof t === 'object' ? origins.get(t) || null : null;
             var own = t && typeof t === 'object' ? {
               appliesTo: t.appliesTo,
               types: Array.isArray(t.appliesToType) ? t.appliesToType : (t.appliesToType ? null : undefined),
@@ -695,7 +713,7 @@
 
     current: function () {
       return JSON.stringify({ container: current.container, contact: current.contact, definition: current.definition,
-        definitionName: current.name, callback: current.callback });
+        definitionName: current.name, definitionFile: current.file, callback: current.callback });
     },
 
     // A module's source as compiled (for runtime.py to locate syntax errors: V8 reports their line only

@@ -239,7 +239,7 @@ class JsRuntime:
         if not isinstance(source, str):
             return path, ""
         try:
-            ctx.eval(source, timeout_sec=self.time_limit_s)
+            ctx.eval(source + "\n;0", timeout_sec=self.time_limit_s)  # compiled, not run; no function handed back
         except JSParseException as exc:
             text = str(exc)
             m = _PARSE_LINE.match(text)
@@ -248,7 +248,8 @@ class JsRuntime:
         return path, ""
 
     def _location(self, e: dict[str, Any]) -> str:
-        """``file:line`` of an error: the module it names (syntax, JSON), else the stack's first program file."""
+        """``file:line`` of an error: the module it names (syntax, JSON), else the stack's first program file,
+        else (a timeout has no stack) the module the definition came from."""
         named = e.get("file")
         if isinstance(named, str) and named in self.spec.files:
             if named.endswith(".json"):
@@ -265,7 +266,8 @@ class JsRuntime:
             path = m.group(1)
             if path in self.spec.files or path.startswith("extension-libs/"):
                 return f"{path}:{m.group(2)}"
-        return self.spec.entry
+        origin = e.get("definitionFile")
+        return origin if isinstance(origin, str) and origin in self.spec.files else self.spec.entry
 
     def begin(self, *, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str]) -> None:
         """Set the computation's zone, instant, user and roles for the next :meth:`emit` calls.
