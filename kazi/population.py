@@ -3,8 +3,9 @@
 Why: the engine, the server and their benchmarks need data that looks like a real CHT deployment of the demo
 program -- documents exactly as CHT stores them, in realistic proportions, with a year of history so that a
 task calculation at ``end_date`` finds tasks in every state (Draft, Ready, Completed, Failed) for CHWs and for
-the online site supervisors. It must be reproducible (same arguments, byte-identical output) and fast enough
-to produce 50,000 households in seconds.
+the online site supervisors, and every demo user has work in progress (see "At the end" below). It must be
+reproducible (same arguments, byte-identical output) and fast enough to produce 50,000 households in well
+under a minute.
 
 Hierarchy (``app_settings.json`` ``contact_types``; the legacy types plus one configurable level)::
 
@@ -21,26 +22,42 @@ configurable type; every other document keeps its legacy ``type``.
 What happens during the 365 days before ``end_date`` (all ``reported_date`` values fall on those days, before
 local midnight of ``end_date``; compute tasks on ``end_date``):
 
-* pregnancies (about 3% of households have an active registered pregnancy at the end): registration by
-  app form ``pregnancy`` (``fields.lmp_date``) or SMS ``P`` (``fields.last_menstrual_period`` in weeks),
-  ANC visits ``anc_visit`` around 12/20/28/36 weeks, losses ``pregnancy_loss``, deliveries ``delivery`` /
-  SMS ``D``;
+* pregnancies (Malawi's age-specific fertility: ~30 recorded deliveries a year per 1,000 persons; about 7%
+  of households have an active registered pregnancy at the end): registration by app form ``pregnancy``
+  (``fields.lmp_date``) or SMS ``P`` (``fields.last_menstrual_period`` in weeks), ANC visits ``anc_visit``
+  around 12/20/28/36 weeks, losses ``pregnancy_loss``, deliveries ``delivery`` / SMS ``D``;
 * newborns (person contacts created with the delivery), PNC visits ``pnc_visit`` on days 1/3/7, newborn
   checks ``newborn_check`` on days 3/10/42;
-* danger signs ``danger_sign`` (pregnant women, mothers, newborns, children under five), the CHW's
-  ``danger_sign_follow_up`` and, when that was missed, the CHW supervisor's ``supervisor_case_review``;
-* ART clients (about 8% of adults): the electronic register's ``missed_appointment`` reports (submitted
-  under the facility's data clerk), the site supervisor's ``appointment_verification`` (most are verified;
-  about 150 are still unverified at the end in a facility of ~5,000 households) and the CHW's
-  ``client_tracing``.
+* danger signs ``danger_sign`` (pregnant women, mothers, newborns, and ~0.4 episodes a year per child under
+  five), the CHW's ``danger_sign_follow_up`` and, when that was missed, the CHW supervisor's
+  ``supervisor_case_review`` within the two weeks the review task is shown;
+* ART clients (about 10% of adults, Southern Region levels): the electronic register's ``missed_appointment``
+  reports (submitted under the facility's data clerk), the site supervisor's ``appointment_verification``
+  and the CHW's ``client_tracing``.
 
-Some visits happen late or never and some are still to come at ``end_date``, which is what yields Failed and
-Draft tasks next to Ready and Completed ones.
+CHWs differ in diligence (each area draws one): a CHW makes ~55-100% of the visits a diligent CHW would, so
+that about two thirds of the CHWs' tasks end Completed and the rest Failed. Site supervisors verify most
+missed appointments within days to weeks, but each has fallen behind since a day 25-31 days before
+``end_date`` (leave, covering the clinic): since then only about one verification in eight was done.
+
+At the end (tasks computed at 10:00 on ``end_date``), because visits are made during their windows or not at
+all and some are still to come, every user has work in progress next to a history of Completed and Failed
+tasks and upcoming (Draft) ones:
+
+* a CHW (~130-250 households) has ~3-17 Ready tasks, typically ~8, of three to six kinds (ANC visits and the
+  delivery reminder, newborn checks, PNC visits, ART client tracing, danger-sign follow-ups), some overdue,
+  some due today or in the next days;
+* the site supervisor has the facility's unverified missed appointments to verify: ~25 per 1,000
+  households, e.g. 100-150 in a facility of ~5,000 households, a handful to a few dozen with 200-500;
+* the CHW supervisor has ~0.7 danger signs to review per CHW supervised (a few with three CHWs) and the
+  program officer the missed appointments whose verification window closed unverified (a few with 500
+  households, a few dozen with 5,000).
 
 Determinism: the structure comes from one seeded generator; each CHW area has its own generator seeded from
-``(seed, area index)``, so areas are independent of each other. Ids are UUID-4 strings and ``patient_id`` /
-``place_id`` short codes are a seeded permutation of 7-digit numbers (unique within a population). Nothing
-depends on the machine's clock, zone or hash seed.
+``(seed, area index)``, so areas are independent of each other (a facility's backlog start is seeded from
+``(seed, facility index)``). Ids are UUID-4 strings and ``patient_id`` / ``place_id`` short codes are a
+seeded permutation of 7-digit numbers (unique within a population). Nothing depends on the machine's clock,
+zone or hash seed.
 """
 
 from __future__ import annotations
@@ -64,22 +81,37 @@ AREAS_PER_FACILITY = (20, 40)
 HOUSEHOLDS_PER_AREA = (130, 250)
 # household size (persons) -> weight; mean ~5.2
 HOUSEHOLD_SIZES = {1: 4, 2: 7, 3: 12, 4: 16, 5: 18, 6: 16, 7: 11, 8: 8, 9: 5, 10: 3}
-# share of households (with a woman aged 15-45) that have a pregnancy whose LMP falls in the ~21 months before
-# the end; about a quarter of those are registered and ongoing at the end -> ~3% of households
-PREGNANCY_RATE = 0.15
+# chance that a woman has a pregnancy whose LMP falls in the ~21 months before the end, by her age at the end
+# (upper bound of the band -> chance): about 1.7 years of Malawi's age-specific fertility rates, so that
+# there are ~30 recorded deliveries a year per 1,000 persons and ~7% of households have a registered,
+# ongoing pregnancy
+PREGNANCY_BY_AGE = ((20, 0.25), (25, 0.45), (30, 0.42), (35, 0.33), (40, 0.24), (46, 0.12))
 PREGNANCY_REGISTERED = 0.92
-ANC_VISIT_DONE = 0.8
+# CHWs differ: each does this share of what a diligent CHW would (triangular low, high, mode), which scales the
+# chances below that a visit is made at all and that it is made on time
+CHW_DILIGENCE = (0.55, 1.0, 0.85)
+ANC_VISIT_DONE = 0.85
 DANGER_SIGN_IN_PREGNANCY = 0.20
-DANGER_SIGN_POSTNATAL = 0.10
-DANGER_SIGN_NEWBORN = 0.08
-DANGER_SIGN_CHILD = 0.10  # per child under five, over the year
-# ART: share of persons aged 15+ on treatment, by sex and age band (15-24, 25-49, 50+)
-ART_PREVALENCE = {"female": (0.04, 0.13, 0.09), "male": (0.02, 0.09, 0.07)}
+DANGER_SIGN_POSTNATAL = 0.12
+DANGER_SIGN_NEWBORN = 0.12
+# episodes with a danger sign per child under five over the year (pneumonia -- fast breathing, chest
+# indrawing --, dysentery and severe illness): up to CHILD_EPISODES, each with this chance -> ~0.4 a year
+DANGER_SIGN_CHILD = 0.10
+CHILD_EPISODES = 4
+# ART: share of persons aged 15+ on treatment, by sex and age band (15-24, 25-49, 50+); Southern Region
+# levels (~10% of adults)
+ART_PREVALENCE = {"female": (0.05, 0.18, 0.13), "male": (0.03, 0.12, 0.10)}
 ART_INTERVALS = {28: 20, 56: 30, 84: 40, 168: 10}  # days between appointments -> weight
 ART_MISS = 0.25
-# site supervisors verify most missed appointments, but fall behind: (share, min days, max days) after the
-# verification task became visible; the rest are never verified
-VERIFICATION_DELAYS = ((0.47, 0, 7), (0.30, 8, 20), (0.16, 21, 45))
+# site supervisors verify most missed appointments: (share, min days, max days) after the verification task
+# became visible; the rest are never verified
+VERIFICATION_DELAYS = ((0.55, 0, 7), (0.30, 8, 20), (0.11, 21, 40))
+# ... but each has fallen behind since a day this many days before the end (leave, covering the ART clinic):
+# of the verifications that would have been done after that day, only this share was -> at the end every
+# facility has a verification list (~100-150 for ~5,000 households; the task shows from 7 to 35 days after
+# the appointment) and the program officer sees the cases whose window closed unverified
+BEHIND_SINCE = (25, 31)
+VERIFIED_WHILE_BEHIND = 0.12
 
 PREGNANCY_SIGNS = ("vaginal_bleeding", "severe_headache", "blurred_vision", "fever", "reduced_fetal_movement",
                    "swelling_face_hands", "severe_abdominal_pain", "convulsions")
@@ -302,6 +334,13 @@ def _day_str(day: int) -> str:
     return date.fromordinal(day).isoformat()
 
 
+def _pregnancy_chance(age: int) -> float:
+    for below, chance in PREGNANCY_BY_AGE:
+        if age < below:
+            return chance
+    return 0.0
+
+
 def _phone(rng: random.Random) -> str:
     return rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10_000_000):07d}"
 
@@ -341,6 +380,7 @@ class _Facility:
     chw_supervisor: _Person | None = None
     data_clerk: _Person | None = None
     art_numbers: int = 0
+    behind_since: int = 0  # the day from which the site supervisor verifies only a few missed appointments
 
 
 # --- the generator --------------------------------------------------------------------------------
@@ -377,10 +417,14 @@ class _Generator:
                 if left <= 0:
                     break
                 size = min(left, rng.randint(*HOUSEHOLDS_PER_AREA))
+                if left - size < HOUSEHOLDS_PER_AREA[0] // 2:
+                    size = left  # the last CHW takes the few households left rather than a tiny area
                 sizes.append(size)
                 left -= size
             code = f"{name[:3].upper()}{n + 1}"  # unique, for ART numbers
-            facilities.append(_Facility(chain=(), name=name, code=code, area_sizes=sizes))
+            behind = random.Random(f"kazi-population:{self.seed}:facility:{n}").randint(*BEHIND_SINCE)
+            facilities.append(_Facility(chain=(), name=name, code=code, area_sizes=sizes,
+                                        behind_since=self.end - behind))
         return facilities
 
     def _registered_ms(self, rng: random.Random, day: int) -> int:
@@ -491,6 +535,7 @@ class _Area:
         self.reports: list[Doc] = []
         self.chain: tuple[str, ...] = ()
         self.chw: _Person | None = None
+        self.diligence = 1.0
 
     # -- helpers -----------------------------------------------------------------------------------
     def at(self, day: int, lo_hour: float, hi_hour: float) -> int | None:
@@ -535,6 +580,7 @@ class _Area:
         chw = gen._staff(rng, self.chain, "chw", area_ms + rng.randint(60, 3600) * 1000)
         area["contact"] = _lineage(chw.chain)
         self.chw = chw
+        self.diligence = rng.triangular(*CHW_DILIGENCE)
         gen._add_user(chw, ["chw"], area_id)
         self.contacts += [area, chw.doc]
         for _ in range(self.household_count):
@@ -584,12 +630,15 @@ class _Area:
         self.contacts += [m.doc for m in members]
 
         hh = _Household(chain=chain, surname=surname, members=members, first_day=max(gen.start, reg_day + 1))
-        women = [m for m in members if m.sex == "female" and 15 * 365 <= gen.end - m.dob <= 45 * 365]
-        if women and rng.random() < PREGNANCY_RATE:
-            self.pregnancy(hh, rng.choice(women))
+        for woman in members:
+            age = (gen.end - woman.dob) // 365
+            if woman.sex == "female" and 15 <= age <= 45 and rng.random() < _pregnancy_chance(age):
+                self.pregnancy(hh, woman)
         for person in members:
-            if gen.end - person.dob < 5 * 365 and rng.random() < DANGER_SIGN_CHILD:
-                self.danger_sign(person, rng.randint(hh.first_day, gen.end - 1), CHILD_SIGNS)
+            if gen.end - person.dob < 5 * 365:
+                for _ in range(CHILD_EPISODES):
+                    if rng.random() < DANGER_SIGN_CHILD:
+                        self.danger_sign(person, rng.randint(hh.first_day, gen.end - 1), CHILD_SIGNS)
             self.art_client(hh, person)
 
     # -- maternal and newborn care -----------------------------------------------------------------
@@ -642,10 +691,10 @@ class _Area:
             due = lmp + 7 * week
             if due + 14 < reg_day or due - 7 >= end_day:
                 continue  # window closed before registration, or the pregnancy was over
-            if rng.random() >= ANC_VISIT_DONE:
+            if rng.random() >= ANC_VISIT_DONE * self.diligence:
                 continue
-            if rng.random() < 0.88:
-                day = due + int(round(rng.triangular(-7, 14, 0)))
+            if rng.random() < 0.8 + 0.1 * self.diligence:
+                day = due + int(round(rng.triangular(-7, 14, 4)))  # mostly in the days after the due date
             else:
                 day = due + rng.randint(15, 24)  # too late: the task fails
             day = max(day, reg_day + 1)
@@ -708,7 +757,7 @@ class _Area:
         rng, chw = self.rng, self.chw
         assert chw is not None
         for visit, first, last, p in PNC_VISITS:
-            if rng.random() >= p:
+            if rng.random() >= p * self.diligence:
                 continue
             lo = max(delivery_day + first, report_day + 1)
             hi = delivery_day + last + (rng.randint(1, 3) if rng.random() < 0.1 else 0)
@@ -725,7 +774,7 @@ class _Area:
         rng, chw = self.rng, self.chw
         assert chw is not None
         for check, first, last, p in NEWBORN_CHECKS:
-            if rng.random() >= p:
+            if rng.random() >= p * self.diligence:
                 continue
             hi = born + last + (rng.randint(1, 4) if rng.random() < 0.1 else 0)
             when = self.at(rng.randint(born + first, hi), 7.5, 17.5)
@@ -746,10 +795,10 @@ class _Area:
         referred = "yes" if rng.random() < 0.7 else "no"
         report = self.report("danger_sign", when, chw, subject, {"danger_signs": signs,
                                                                  "referred_to_facility": referred})
-        r = rng.random()
+        r = rng.random() / self.diligence
         if r < 0.8:
             follow_day: int | None = day + rng.choice((1, 1, 1, 2, 3))  # inside the task's window
-        elif r < 0.88:
+        elif r < 0.9:
             follow_day = day + rng.randint(4, 7)  # too late
         else:
             follow_day = None
@@ -762,8 +811,8 @@ class _Area:
                     "source_report_id": report["_id"], "danger_signs": signs,
                     "condition": rng.choices(("improved", "referred", "same"), weights=(6, 3, 1))[0],
                 })
-        if not followed and rng.random() < 0.55:
-            review = self.at(day + 4 + rng.randint(0, 6), 8.0, 16.0)
+        if not followed and rng.random() < 0.55:  # at a supervision visit in the two weeks the task is shown
+            review = self.at(day + 4 + rng.randint(0, 14), 8.0, 16.0)
             supervisor = self.facility.chw_supervisor
             if review is not None and supervisor is not None:
                 self.report("supervisor_case_review", review, supervisor, subject, {
@@ -839,6 +888,8 @@ class _Area:
             r -= share
         else:
             return  # never verified
+        if day >= self.facility.behind_since and rng.random() >= VERIFIED_WHILE_BEHIND:
+            return  # still on the list at the end
         when = self.at(day, 8.0, 16.5)
         if when is None:
             return
@@ -851,10 +902,10 @@ class _Area:
     def tracing(self, person: _Person, missed: Doc, report_day: int) -> None:
         rng, chw = self.rng, self.chw
         assert chw is not None
-        r = rng.random()
-        if r < 0.65:
-            day = report_day + rng.randint(1, 8)
-        elif r < 0.75:
+        r = rng.random() / self.diligence
+        if r < 0.7:
+            day = report_day + rng.randint(2, 9)
+        elif r < 0.8:
             day = report_day + rng.randint(10, 20)
         else:
             return

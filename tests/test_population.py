@@ -3,7 +3,10 @@
 What matters to the people using the population: it is reproducible byte for byte, it scales with the
 number of households, and it is internally consistent the way a CHT database is (every report's subject
 exists, every lineage stub matches its parents, users point at real contacts and places), so that the
-engine computes meaningful tasks from it -- in every state, for a CHW and for a site supervisor.
+engine computes meaningful tasks from it -- in every state, for a CHW and for a site supervisor -- and every
+demo user has a realistic queue at the end date: a CHW several kinds of visits, some overdue, some due; a
+site supervisor a verification list that grows with the facility; the supervisors and the program officer
+a few tasks each.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import collections
 import io
 import json
+import statistics
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,11 @@ import pytest
 
 from kazi.cli.main import main
 from kazi.demo import PROGRAM_DIR
+from kazi.engine.containers import hydrate_lineage
+from kazi.engine.dates import make_local
+from kazi.engine.engine import User, compute
 from kazi.population import Population, generate, write_population
+from kazi.program.loader import load_program
 
 END = date(2025, 8, 1)
 TZ = "Africa/Blantyre"
@@ -37,6 +45,12 @@ KNOWN_FORMS = {
 @pytest.fixture(scope="module")
 def pop() -> Population:
     return generate(800, seed=11, end_date=END, tz=TZ)
+
+
+@pytest.fixture(scope="module")
+def facility_pop() -> Population:
+    """One health facility of 5,000 households (seed 2 puts them all in the first facility)."""
+    return generate(5000, seed=2, end_date=END, tz=TZ)
 
 
 def _written(households: int, seed: int, end: date = END, tz: str = TZ) -> str:
@@ -161,7 +175,7 @@ def test_lineages_are_consistent(pop: Population) -> None:
 
 
 def test_documents_have_cht_shapes(pop: Population) -> None:
-    codes = collections.Counter()
+    codes: collections.Counter[str] = collections.Counter()
     for c in pop.contacts:
         assert isinstance(c["reported_date"], int)
         if c["type"] == "person":
@@ -215,8 +229,8 @@ def test_users_point_at_their_contacts_and_places(pop: Population) -> None:
             assert _type(by_id[u["facility_id"]]) == "chw_area"
 
 
-def test_proportions_are_plausible() -> None:
-    p = generate(5000, 21, END, TZ)
+def test_proportions_are_plausible(facility_pop: Population) -> None:
+    p = facility_pop
     by_code = {c["patient_id"]: c["_id"] for c in p.contacts if c["type"] == "person"}
     reports_of: dict[str, list[Doc]] = collections.defaultdict(list)
     for r in p.reports:
@@ -229,19 +243,24 @@ def test_proportions_are_plausible() -> None:
             ended = any(r["form"] in ("delivery", "D", "pregnancy_loss") and r["reported_date"] > last
                         for r in reports)
             pregnant += not ended
-    assert 0.02 <= pregnant / 5000 <= 0.04  # ~3% of households have an ongoing pregnancy
+    assert 0.055 <= pregnant / 5000 <= 0.09  # ~7% of households have an ongoing registered pregnancy
     forms = collections.defaultdict(list)
     for r in p.reports:
         forms[r["form"]].append(r)
+    persons = sum(c["type"] == "person" for c in p.contacts)
+    assert 25 <= 1000 * (len(forms["delivery"]) + len(forms["D"])) / persons <= 38  # births per 1,000 a year
     verified = {r["fields"]["missed_appointment_id"] for r in forms["appointment_verification"]}
     missed = forms["missed_appointment"]
-    unverified = collections.Counter(r["fields"]["facility_id"] for r in missed if r["_id"] not in verified)
-    assert len(verified) > 0.8 * len(missed)  # most are verified
-    households = collections.Counter(c["parent"]["parent"]["_id"] for c in p.contacts if _type(c) == "clinic")
-    big = [facility for facility, n in households.items() if n >= 3000]
-    assert big
-    for facility in big:
-        assert 0.02 <= unverified[facility] / households[facility] <= 0.045  # ~150 per 5,000 households
+    assert len(verified) > 0.8 * len(missed)  # most are verified...
+    end = END.toordinal()
+    late = collections.defaultdict(list)  # days since the appointment -> verified?
+    for r in missed:
+        late[end - date.fromisoformat(r["fields"]["appointment_date"]).toordinal()].append(r["_id"] in verified)
+    older = [v for days, vs in late.items() if days > 60 for v in vs]
+    open_now = [v for days, vs in late.items() if 7 <= days <= 35 for v in vs]
+    assert sum(older) > 0.9 * len(older)
+    assert 100 <= open_now.count(False) <= 160  # ...but the site supervisor has fallen behind lately
+    assert open_now.count(False) > 0.8 * len(open_now)
 
 
 # --- the CLI --------------------------------------------------------------------------------------------
@@ -283,3 +302,96 @@ def test_demo_program_yields_tasks_in_every_state(
     result = json.loads(capsys.readouterr().out)
     states = collections.Counter(doc["state"] for doc in result["task_docs"])
     assert {"Draft", "Ready", "Completed", "Failed"} <= set(states), states
+
+
+# --- with the engine: every demo user has work in progress at the end date --------------------------------
+@pytest.fixture(scope="module")
+def program() -> Any:
+    return load_program(PROGRAM_DIR)
+
+
+@pytest.fixture(scope="module")
+def demo_pop() -> Population:
+    """What ``kazi demo`` shows by default: 500 households, seed 1."""
+    return generate(500, seed=1, end_date=END, tz=TZ)
+
+
+def _first_user(p: Population, role: str) -> Doc:
+    """The user ``kazi demo`` shows for ``role``: the first one."""
+    return next(u for u in p.users if role in u["roles"])
+
+
+def _docs_below(p: Population, place_id: str) -> list[Doc]:
+    """What a user of ``place_id`` synchronises: the contacts below it and the reports about them."""
+    below = [c for c in p.contacts if place_id in _chain(c.get("parent"))]
+    codes = {c["patient_id"] for c in below if c["type"] == "person"}
+    return below + [r for r in p.reports if r["fields"]["patient_id"] in codes]
+
+
+def _task_docs(program: Any, p: Population, u: Doc, docs: list[Doc] | None = None) -> list[Doc]:
+    """The user's task docs at 10:00 on the end date (as ``kazi demo --date`` computes them)."""
+    by_id = {c["_id"]: c for c in p.contacts}
+    user = User(u["username"], tuple(u["roles"]), hydrate_lineage(by_id[u["contact_id"]], by_id))
+    now = make_local(END.year, END.month - 1, END.day, 10, tz=TZ)
+    docs = [*p.contacts, *p.reports] if docs is None else docs
+    return compute(program, docs=docs, user=user, now_ms=now, tz=TZ).task_docs
+
+
+def _ready_kinds(task_docs: list[Doc]) -> collections.Counter[str]:
+    """Ready tasks by task name (``task.<name>.title``)."""
+    return collections.Counter(d["emission"]["title"].removeprefix("task.").removesuffix(".title")
+                               for d in task_docs if d["state"] == "Ready")
+
+
+def test_the_demo_chw_has_a_queue_of_several_kinds_with_a_history(program: Any, demo_pop: Population) -> None:
+    docs = _task_docs(program, demo_pop, _first_user(demo_pop, "chw"))
+    kinds = _ready_kinds(docs)
+    assert 5 <= sum(kinds.values()) <= 25 and len(kinds) >= 3, kinds
+    assert set(kinds) <= {"anc.visit", "anc.delivery_reminder", "pnc.home_visit", "newborn.home_check",
+                          "danger_sign.follow_up", "art.trace_client"}
+    due = [d["emission"]["dueDate"] for d in docs if d["state"] == "Ready"]
+    assert any(day < END.isoformat() for day in due), "some are overdue"
+    assert any(day >= END.isoformat() for day in due), "some are due today or in the next days"
+    states = collections.Counter(d["state"] for d in docs)
+    assert states["Draft"] >= 5, "visits to come"
+    assert states["Completed"] > 2 * states["Failed"] > 0, "most past work done, some missed"
+
+
+def test_the_demo_supervisors_and_program_officer_have_a_few_tasks(program: Any, demo_pop: Population) -> None:
+    expected = {"site_supervisor": ("art.verify_missed_appointment", 5, 40),
+                "chw_supervisor": ("supervision.danger_sign_review", 1, 15),
+                "program_officer": ("art.escalate_unverified", 1, 15)}
+    for role, (kind, low, high) in expected.items():
+        kinds = _ready_kinds(_task_docs(program, demo_pop, _first_user(demo_pop, role)))
+        assert set(kinds) == {kind} and low <= kinds[kind] <= high, (role, kinds)
+
+
+def test_chws_generally_have_a_queue(program: Any) -> None:
+    p = generate(2000, seed=2, end_date=END, tz=TZ)
+    ready, kinds, states = [], [], collections.Counter[str]()
+    for u in p.users:
+        if u["roles"] == ["chw"]:
+            docs = _task_docs(program, p, u, _docs_below(p, u["facility_id"]))  # the CHW's area
+            ready.append(sum(_ready_kinds(docs).values()))
+            kinds.append(len(_ready_kinds(docs)))
+            states.update(d["state"] for d in docs)
+    assert len(ready) >= 8
+    assert 5 <= statistics.median(ready) <= 25 and max(ready) <= 40, ready
+    assert sorted(ready)[len(ready) // 4] >= 4, ready  # three quarters of the CHWs have at least 4
+    assert statistics.median(kinds) >= 3, kinds
+    assert states["Completed"] > 1.5 * states["Failed"] > 0 and states["Draft"] > 0
+
+
+def test_a_site_supervisor_verification_list_grows_with_the_facility(
+    program: Any, facility_pop: Population
+) -> None:
+    """The supervisor story: 'verify these 100+ missed appointments so that none is skipped' (~10 s)."""
+    supervisor = _first_user(facility_pop, "site_supervisor")
+    households = sum(_type(c) == "clinic" for c in _docs_below(facility_pop, supervisor["facility_id"]))
+    assert households == 5000
+    docs = _task_docs(program, facility_pop, supervisor)
+    kinds = _ready_kinds(docs)
+    assert set(kinds) == {"art.verify_missed_appointment"}
+    assert 100 <= kinds["art.verify_missed_appointment"] <= 160, kinds
+    states = collections.Counter(d["state"] for d in docs)
+    assert states["Completed"] > states["Failed"] > 0

@@ -8,7 +8,7 @@ online supervisors included (CHT gives them none).
 from __future__ import annotations
 
 import argparse
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from kazi.demo import PROGRAM_DIR
@@ -44,7 +44,7 @@ def _pick_users(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     day = args.date or date.today()
     program = load_program(PROGRAM_DIR)
-    population = generate(args.households, args.seed, day + timedelta(days=1), DEFAULT_TZ)
+    population = generate(args.households, args.seed, day, DEFAULT_TZ)
     docs = [*population.contacts, *population.reports]
     by_id = {d["_id"]: d for d in population.contacts}
     print(f"Kazi demo: program {PROGRAM_DIR}, {len(population.contacts)} contacts, "

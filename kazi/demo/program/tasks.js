@@ -230,8 +230,9 @@ module.exports = [
       this.signs = extras.dangerSignsOf(r);
       return this.signs.length > 0 && cht.v1.hasPermissions('can_supervise_chws') && extras.isInMyPlace(c.contact);
     },
-    // the CHW's follow-up window closes at the end of day 3: the supervisor steps in from day 4
-    events: [{ id: 'review', days: 4, start: 0, end: 7 }],
+    // the CHW's follow-up window closes at the end of day 3: the supervisor steps in from day 4, and has two
+    // weeks (one supervision cycle: a visit to each CHW every other week) to review the case
+    events: [{ id: 'review', days: 4, start: 0, end: 14 }],
     resolvedIf: function (c, r) {
       return !!extras.reportWithField(c, 'danger_sign_follow_up', 'source_report_id', r._id) ||
         !!extras.reportWithField(c, 'supervisor_case_review', 'source_report_id', r._id);

@@ -36,6 +36,37 @@ _PARSE_LINE = re.compile(r"^<anonymous>:(\d+):")
 _ABORTS = (JSTimeoutException, JSOOMException)
 
 
+def _may_apply(filters: list[Any], c: dict[str, Any]) -> bool:
+    """Whether any definition could call program code for container ``c`` (runtime.js's ``mayApply``).
+
+    Filters come from ``appliesTo`` / ``appliesToType`` of one evaluation per computation; containers no
+    definition applies to are never encoded nor sent to V8 (for a CHW, most places and households).
+    """
+    contact = c.get("contact")
+    reports = c.get("reports") or ()
+    for f in filters:
+        if not isinstance(f, dict) or ("types" in f and f["types"] is None):
+            return True
+        types = f.get("types")
+        applies_to = f.get("appliesTo")
+        if applies_to == "contacts":
+            if not contact:
+                continue
+            if not types:
+                return True
+            ctype = contact.get("contact_type") if contact.get("type") == "contact" else contact.get("type")
+            if ctype in types:
+                return True
+        elif applies_to in ("reports", "scheduled_tasks"):
+            if not reports:
+                continue
+            if not types or any(r.get("form") in types for r in reports):
+                return True
+        else:
+            return True  # unknown appliesTo: let the emitter raise as CHT does
+    return False
+
+
 def _encode_batch(batch: list[dict[str, Any]]) -> str:
     """A batch as a JavaScript string literal holding its JSON (V8's JSON.parse beats parsing literals).
 
@@ -146,6 +177,7 @@ class JsRuntime:
         self._ctx: MiniRacer | None = None
         self._zones: set[str] = set()
         self._begin_args: tuple[str, float, dict[str, Any] | None, list[str]] | None = None
+        self._filters: list[Any] | None = None
         _LIVE.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -161,9 +193,11 @@ class JsRuntime:
         return self._ctx
 
     def close(self) -> None:
+        self._begin_args = None
+        self._filters = None
         if self._ctx is not None:
-            self._ctx.close()
-            self._ctx = None
+            ctx, self._ctx = self._ctx, None
+            ctx.close()
 
     def _reset(self) -> None:
         # After a timeout or an out-of-memory end the context may hold half-built state: start over.
@@ -286,10 +320,14 @@ class JsRuntime:
             ctx.eval(f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, {json.dumps(offsets)}, "
                      f"{json.dumps(dst_instants)}, {json.dumps(dst_flags)})")
             self._zones.add(tz)
+        if self._begin_args == (tz, now_ms, user, roles):
+            return  # same computation, next batch: the context already holds it
         spec = {"tz": tz, "now": now_ms, "user": user, "roles": roles}
         self._begin_args = (tz, now_ms, user, roles)
+        self._filters = None
         try:
             self._eval(f"__kazi.begin({json.dumps(spec)})")
+            self._filters = json.loads(self._eval("__kazi.filters()"))
         except _ABORTS as exc:
             self._reset()
             kind = _abort_kind(exc)
@@ -310,7 +348,9 @@ class JsRuntime:
         a runaway container included: after a timeout the batch is resumed past the culprit.
         """
         with self._lock:
-            return self._emit_batch(containers, collect)
+            if self._filters is not None:
+                containers = [c for c in containers if _may_apply(self._filters, c)]
+            return self._emit_batch(containers, collect) if containers else ([], [])
 
     def _emit_batch(self, batch: list[dict[str, Any]], collect: bool) -> tuple[
         list[dict[str, Any]], list[ConfigCodeError]
@@ -385,9 +425,10 @@ class JsRuntime:
 
     def _restart(self) -> None:
         """A fresh context in the current computation's state (after a timeout or memory abort)."""
+        args = self._begin_args
         self._reset()
-        if self._begin_args is not None:
-            self._begin(*self._begin_args)
+        if args is not None:
+            self._begin(*args)
 
     def _where_after_abort(self) -> dict[str, Any]:
         try:
