@@ -175,11 +175,24 @@ def marshal(
 
 
 def hydrate_lineage(doc: Doc | None, by_id: dict[str, Doc], max_depth: int = 50) -> Doc | None:
-    """A contact with every ``parent`` replaced by the full parent doc (CHT's ``fetchHydratedDoc``)."""
+    """The ``user`` global: a contact with every ``parent`` replaced by the full parent doc, and the
+    primary ``contact`` of the doc and of each parent place replaced by that contact's doc, as CHT's
+    ``lineage.fetchHydratedDoc`` does (PouchDB ``_rev`` members removed)."""
     if doc is None:
         return None
+
+    def fill_contact(node: Doc) -> None:
+        ref = node.get("contact")
+        cid = ref.get("_id") if isinstance(ref, dict) else None
+        full = by_id.get(cid) if isinstance(cid, str) else None
+        if full is not None:
+            filled = dict(full)
+            filled.pop("_rev", None)
+            node["contact"] = filled
+
     out = dict(doc)
     out.pop("_rev", None)
+    fill_contact(out)
     node = out
     depth = 0
     while isinstance(node.get("parent"), dict) and depth < max_depth:
@@ -189,6 +202,7 @@ def hydrate_lineage(doc: Doc | None, by_id: dict[str, Doc], max_depth: int = 50)
             break
         parent = dict(full)
         parent.pop("_rev", None)
+        fill_contact(parent)
         node["parent"] = parent
         node = parent
         depth += 1
