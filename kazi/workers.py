@@ -10,11 +10,14 @@ Processes are started with ``spawn``: V8's threads do not survive ``fork``.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from kazi.errors import ConfigCodeError
 
@@ -31,12 +34,25 @@ def _init(program_dir: str) -> None:
 
 
 def _emit(
-    containers: list[Doc], tz: str, now_ms: float, user: Doc | None, roles: list[str], collect: bool,
+    batch: bytes, tz: str, now_ms: float, user: Doc | None, roles: list[str], collect: bool,
 ) -> tuple[list[Doc], list[ConfigCodeError]]:
+    """One batch in a worker. JavaScript programs take the batch as the JSON V8 will read (no decoding
+    and re-encoding here); Python programs decode it."""
     assert _program is not None
+    runtime = getattr(_program, "js_runtime", None)
+    if runtime is not None:
+        runtime.begin(tz=tz, now_ms=now_ms, user=user, roles=roles)
+        return runtime.emit_encoded(batch, collect=collect)  # type: ignore[no-any-return]
     source = _program.emission_source()
-    return source.emit(containers, tz=tz, now_ms=now_ms, user=user, roles=roles,  # type: ignore[no-any-return]
-                       collect=collect)
+    return source.emit(orjson.loads(batch), tz=tz, now_ms=now_ms, user=user,  # type: ignore[no-any-return]
+                       roles=roles, collect=collect)
+
+
+def _encode(batch: list[Doc]) -> bytes:
+    try:
+        return orjson.dumps(batch)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. integers beyond 64 bits
+        return json.dumps(batch, separators=(",", ":")).encode()
 
 
 def default_workers() -> int:
@@ -68,7 +84,7 @@ class ParallelEmissionSource:
         collect: bool,
     ) -> tuple[list[Doc], list[ConfigCodeError]]:
         """All batches at once, spread over the pool; results in batch order."""
-        futures = [self._pool.submit(_emit, b, tz, now_ms, user, roles, collect) for b in batches]
+        futures = [self._pool.submit(_emit, _encode(b), tz, now_ms, user, roles, collect) for b in batches]
         emissions: list[Doc] = []
         errors: list[ConfigCodeError] = []
         for f in futures:

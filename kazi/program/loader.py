@@ -56,6 +56,16 @@ class Program:
         perms = self.settings.get("permissions")
         return perms if isinstance(perms, dict) else {}
 
+    @property
+    def js_runtime(self) -> JsRuntime | None:
+        """The program's V8 runtime (created on first use); ``None`` for a Python program."""
+        if self.kind != "js":
+            return None
+        if self._js_runtime is None:
+            assert self.js_spec is not None
+            self._js_runtime = JsRuntime(self.js_spec)
+        return self._js_runtime
+
     def emission_source(self) -> EmissionSource:
         """The program's emitter (one JS runtime per Program object, created on first use)."""
         if self.kind == "python":
