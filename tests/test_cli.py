@@ -63,6 +63,8 @@ def test_tasks_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main([*args, "--format", "table"]) == 0
     table = capsys.readouterr().out
     assert "task.art.verify_missed_appointment.title" in table
+    assert main([*args, "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == ready
     assert main([*args, "--all"]) == 0
     everything = json.loads(capsys.readouterr().out)
     assert len(everything["task_docs"]) >= len(ready) and everything["emissions"]

@@ -14,6 +14,7 @@ from kazi.engine.dates import zone
 from kazi.engine.engine import User, compute
 from kazi.errors import DocumentError, KaziError
 from kazi.program.loader import load_program
+from kazi.workers import compute_parallel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--roles", default="", help="comma-separated roles for cht.v1.hasPermissions")
     p.add_argument("--format", choices=("json", "table"), default="json")
     p.add_argument("--all", action="store_true", help="every task doc and every emission, not only Ready tasks")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes to spread the computation over (default 1; large files: the number of cores)")
     p.set_defaults(func=run)
 
 
@@ -83,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     contact = hydrate_lineage(by_id.get(args.user), by_id)
     roles = tuple(r for r in args.roles.split(",") if r)
     user = User(name=args.username or args.user, roles=roles, contact=contact)
-    result = compute(program, docs=docs, user=user, now_ms=now, tz=args.tz)
+    if args.workers > 1:
+        result = compute_parallel(program, workers=args.workers, docs=docs, user=user, now_ms=now, tz=args.tz)
+    else:
+        result = compute(program, docs=docs, user=user, now_ms=now, tz=args.tz)
     if args.all:
         out: Any = {"emissions": [{k: v for k, v in e.items() if not k.startswith("_k_")}
                                   for e in result.emissions],
