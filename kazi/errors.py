@@ -90,9 +90,70 @@ def _rebuild_config_code_error(fields: dict[str, Any]) -> ConfigCodeError:
 
 
 class DocumentError(KaziError):
-    """An input document is malformed (not an object, missing `_id`, ...)."""
+    """An input document is malformed (not an object, missing `_id`, ...).
 
-    def __init__(self, message: str, doc_id: str | None = None, field: str | None = None) -> None:
+    ``index`` is the document's position in the batch it came in, for documents without a usable ``_id``.
+    """
+
+    def __init__(
+        self, message: str, doc_id: str | None = None, field: str | None = None, index: int | None = None,
+    ) -> None:
         self.doc_id = doc_id
         self.field = field
+        self.index = index
         super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What an API answers for this problem: the message and whatever locates it."""
+        out: dict[str, Any] = {"message": str(self)}
+        for key in ("index", "doc_id", "field"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class DocumentBatchError(KaziError):
+    """A batch of documents was refused as a whole: nothing of it was stored.
+
+    Every problem found is listed (not only the first), so a client can fix the batch in one go.
+    """
+
+    def __init__(self, problems: list[DocumentError], total: int) -> None:
+        self.problems = problems
+        self.total = total
+        lines = []
+        for p in problems:
+            where = [f"#{p.index}"] if p.index is not None else []
+            if p.doc_id is not None:
+                where.append(f"_id {p.doc_id!r}")
+            if p.field:
+                where.append(f"field {p.field}")
+            lines.append(f"\n  {', '.join(where) or 'batch'}: {p}")
+        bad = len({(p.index, p.doc_id) for p in problems})
+        super().__init__(f"{bad} of {total} documents refused, none stored:" + "".join(lines))
+
+
+class NotFoundError(KaziError):
+    """A document, task document or user does not exist, or is outside the caller's scope.
+
+    Both cases give the same error and message on purpose: a caller must not learn that a document it may
+    not see exists.
+    """
+
+    def __init__(self, what: str, key: str) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} {key!r} not found")
+
+
+class UserError(KaziError):
+    """A user account cannot be created or changed as asked; ``field`` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class StoreError(KaziError):
+    """The database cannot be used: unsupported URL, unreachable server, or a schema this Kazi does not know."""

@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "kazi.cli.conformance",
     "kazi.cli.population",
     "kazi.cli.demo",
+    "kazi.cli.users",
 ]
 
 

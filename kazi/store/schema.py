@@ -1,0 +1,170 @@
+"""The store's tables, as SQLAlchemy Core metadata: the shape every query is written against.
+
+The migrations in ``kazi/store/migrations/versions`` create this same shape step by step; a test compares the
+migrated database with this metadata on both backends, so the two cannot drift apart unnoticed.
+
+Why these tables:
+
+* ``docs`` holds every CHT document (contacts, reports, anything else) with its JSON body kept as given, plus
+  the columns the engine and the API filter on, so no query has to parse JSON;
+* ``doc_ancestors`` is the closure of the contact hierarchy (a contact with each of its ancestors and itself
+  at depth 0): "everything under this place" is one indexed lookup, whatever the depth;
+* ``doc_subjects`` maps contacts and reports to their subject ids (CHT's ``_id``/``patient_id``/``place_id``
+  short codes), which is how reports attach to contacts for scopes and for incremental recomputation;
+* ``changes`` is an append-only log of document writes with the subjects each write touched, old and new,
+  so a recompute worker that reads it never misses a subject a document moved away from;
+* ``counters`` hands out change sequence numbers; the row is locked by every write transaction, which
+  serialises writers and guarantees a change with a smaller sequence number is never committed later;
+* ``task_docs`` holds each user's task documents (CHT's ``type: task``) with their state history in the body;
+* ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes).
+
+Task interaction logs (reference section 10) will get their own table in a later migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+#: Deterministic constraint names, identical on SQLite and PostgreSQL, so later migrations can name them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: ``kind`` values of ``docs`` and ``doc_subjects``
+CONTACT = "contact"
+REPORT = "report"
+OTHER = "other"
+
+#: names of the ``counters`` rows
+DOCS_COUNTER = "docs"
+TASKS_COUNTER = "tasks"
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+docs = Table(
+    "docs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("rev", String, nullable=False),  # "<generation>-<content hash>", CouchDB's _rev shape
+    Column("seq", BigInteger, nullable=False),  # change sequence number of the last write
+    Column("kind", String(8), nullable=False),  # contact | report | other
+    Column("type", String),
+    Column("contact_type", String),  # contact_type of type:contact, else the legacy type (person, clinic...)
+    Column("form", String),
+    Column("parent_id", String),  # parent._id of a contact
+    Column("contact_id", String),  # contact._id: a report's submitter, a place's primary contact
+    Column("subject", String),  # a report's single subject (CHT getSubjectId), NULL when it has none
+    Column("reported_date", BigInteger),  # epoch ms when the body has a number there
+    Column("deleted", Boolean, nullable=False),  # a tombstone (_deleted: true)
+    Column("body", Text, nullable=False),  # the JSON body as given, without _rev
+    Index(None, "seq", unique=True),
+    Index(None, "kind", "contact_type"),
+    Index(None, "type"),
+    Index(None, "form"),
+    Index(None, "parent_id"),
+    Index(None, "contact_id"),
+    Index(None, "subject"),
+    Index(None, "reported_date"),
+)
+
+doc_ancestors = Table(
+    "doc_ancestors",
+    metadata,
+    Column("doc_id", String, ForeignKey("docs.id", ondelete="CASCADE"), primary_key=True),
+    Column("ancestor_id", String, primary_key=True),  # may name a contact not stored (yet)
+    Column("depth", Integer, nullable=False),  # 0 = the contact itself, 1 = its parent, ...
+    Index(None, "ancestor_id", "doc_id"),
+)
+
+doc_subjects = Table(
+    "doc_subjects",
+    metadata,
+    Column("doc_id", String, ForeignKey("docs.id", ondelete="CASCADE"), primary_key=True),
+    Column("subject_id", String, primary_key=True),
+    Column("kind", String(8), nullable=False),  # contact | report, as the doc's kind
+    Index(None, "subject_id", "kind"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("doc_id", String, nullable=False),
+    Column("rev", String, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("subjects", Text, nullable=False),  # JSON list: subject ids before and after the write
+    Column("lineage", Text, nullable=False),  # JSON list: a contact's ancestor ids before and after
+    Index(None, "doc_id"),
+)
+
+task_docs = Table(
+    "task_docs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("rev", String, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("user_id", String, nullable=False),  # the body's `user`: "org.couchdb.user:<username>"
+    Column("requester", String),
+    Column("owner", String),
+    Column("state", String),
+    Column("emission_id", String),
+    Column("due_date", String),  # emission.dueDate, local YYYY-MM-DD
+    Column("authored_on", BigInteger),
+    Column("body", Text, nullable=False),
+    Index(None, "seq", unique=True),
+    Index(None, "user_id", "state"),
+    Index(None, "user_id", "requester"),
+    Index(None, "user_id", "owner"),
+    Index(None, "user_id", "emission_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String, nullable=False, unique=True),
+    Column("password_hash", String, nullable=False),
+    Column("roles", Text, nullable=False),  # JSON list of role ids
+    Column("facility_id", String),
+    Column("contact_id", String),
+    Column("timezone", String),
+    Column("national", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the public part of the token, used to find it
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String, nullable=False),
+    Column("label", String, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Index(None, "user_id"),
+)

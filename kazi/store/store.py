@@ -1,0 +1,680 @@
+"""The store: CHT documents, each user's task documents and the accounts, in SQLite or PostgreSQL.
+
+Every write is one transaction: a batch is checked whole before the database is touched, then written whole
+or not at all (a problem found inside the transaction, such as a document outside the writer's place, rolls
+everything back). Writing a document whose ``_id`` exists replaces it; writing the same content again changes
+nothing, not even the change sequence, so clients may retry any write.
+
+Methods that take ``user`` (a :class:`~kazi.store.users.StoredUser` or a :class:`~kazi.store.scope.Scope`)
+confine themselves to that scope: a document outside it is "not found", exactly like a missing one. ``None``
+means a system caller (workers, import, tests) and sees everything: API handlers must always pass the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, Row, Table, Update, and_, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from kazi.engine.containers import hydrate_lineage
+from kazi.engine.engine import User
+from kazi.errors import DocumentBatchError, DocumentError, NotFoundError
+from kazi.store import db, documents
+from kazi.store.documents import Doc, Prepared
+from kazi.store.schema import (
+    CONTACT,
+    DOCS_COUNTER,
+    REPORT,
+    TASKS_COUNTER,
+    changes,
+    counters,
+    doc_ancestors,
+    doc_subjects,
+    docs,
+    task_docs,
+)
+from kazi.store.scope import Scope, contact_ids_in, report_ids_in, resolve, scope_of, visible
+from kazi.store.users import StoredUser, UserStore
+
+#: ids per ``IN (...)`` list: far below SQLite's and PostgreSQL's bound-parameter limits
+CHUNK = 500
+_T = TypeVar("_T")
+Scoped = StoredUser | Scope | None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """One written document: its revision and change sequence (unchanged content keeps both)."""
+
+    id: str
+    rev: str
+    seq: int
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the document change log.
+
+    ``subjects`` are the subject ids the document had before *and* after the write, and ``lineage`` a
+    contact's ancestor ids before and after: what a recompute worker must mark dirty (a report that moves
+    from one patient to another changes both containers; a contact that moves changes both places' users).
+    """
+
+    seq: int
+    id: str
+    rev: str
+    kind: str
+    deleted: bool
+    subjects: tuple[str, ...]
+    lineage: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """The last write of a task document (one entry per document, as CouchDB's changes feed)."""
+
+    seq: int
+    id: str
+    rev: str
+    user_id: str
+    state: str | None
+
+
+class ScopeDocs(NamedTuple):
+    """The documents of a scope: what a user's full recompute reads."""
+
+    contacts: list[Doc]
+    reports: list[Doc]
+
+
+def open_store(url: str | None = None, *, migrate: bool = True, password_hasher: PasswordHasher | None = None,
+               **engine_kwargs: Any) -> Store:
+    """Open (and, unless told not to, migrate) the store at ``url``.
+
+    ``url`` is ``sqlite:///PATH`` (default ``sqlite:///data/kazi.sqlite3``; the directory is created) or
+    ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB``. ``password_hasher`` replaces the Argon2 parameters
+    (tests use cheap ones); hashes record their parameters, so a store can hold hashes of several kinds.
+    """
+    engine = db.create_store_engine(db.normalize_url(url), **engine_kwargs)
+    try:
+        if migrate:
+            db.ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, password_hasher=password_hasher)
+
+
+class Store:
+    """Documents, task documents and users over one SQLAlchemy engine (see the module docstring)."""
+
+    def __init__(self, engine: Engine, *, password_hasher: PasswordHasher | None = None) -> None:
+        self.engine = engine
+        self._writer = db.writer(engine)
+        self._reader = db.reader(engine)
+        self.users = UserStore(engine, password_hasher)
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------------------
+    # documents: writing
+
+    def write_docs(self, batch: Iterable[object], *, user: Scoped = None) -> list[WriteResult]:
+        """Write a batch of CHT documents, all or none (:class:`DocumentBatchError` lists every problem).
+
+        A document with ``_deleted: true`` is a deletion (CouchDB's tombstone). With ``user``, every document
+        must be in the user's scope both as it was and as written.
+        """
+        items = list(batch)
+        prepared: list[Prepared] = []
+        problems: list[DocumentError] = []
+        first_at: dict[str, int] = {}
+        for i, doc in enumerate(items):
+            p = documents.prepare(doc, i)
+            if isinstance(p, list):
+                problems.extend(p)
+            elif p.id in first_at:
+                problems.append(DocumentError(f"_id repeated in the batch (first at #{first_at[p.id]})",
+                                              doc_id=p.id, field="_id", index=i))
+            else:
+                first_at[p.id] = i
+                prepared.append(p)
+        if problems:
+            raise DocumentBatchError(problems, len(items))
+        if not prepared:
+            return []
+        with self._writer.begin() as conn:
+            return _DocWriter(conn, resolve(user), len(items)).write(prepared)
+
+    def write_doc(self, doc: object, *, user: Scoped = None) -> WriteResult:
+        """Write one document (a batch of one)."""
+        return self.write_docs([doc], user=user)[0]
+
+    def delete_docs(self, ids: Iterable[str], *, user: Scoped = None) -> list[WriteResult]:
+        """Delete documents (tombstones keep their ``_id`` for the change log); unknown ids refuse the batch."""
+        id_list = list(ids)
+        found = {d["_id"]: d for d in self.get_docs(id_list, user=user)}
+        problems = [DocumentError("not found", doc_id=i, field="_id", index=n)
+                    for n, i in enumerate(id_list) if i not in found]
+        if problems:
+            raise DocumentBatchError(problems, len(id_list))
+        return self.write_docs([{"_id": i, "_deleted": True} for i in id_list], user=user)
+
+    # ----------------------------------------------------------------------------------------------------
+    # documents: reading
+
+    def get_doc(self, doc_id: str, *, user: Scoped = None) -> Doc:
+        """A document with its ``_rev``; :class:`NotFoundError` when missing, deleted or outside the scope."""
+        found = self.get_docs([doc_id], user=user)
+        if not found:
+            raise NotFoundError("document", doc_id)
+        return found[0]
+
+    def get_docs(self, ids: Iterable[str], *, user: Scoped = None, include_deleted: bool = False) -> list[Doc]:
+        """The documents among ``ids`` that exist (and are in scope), in the order asked."""
+        scope = resolve(user)
+        wanted = list(dict.fromkeys(ids))
+        by_id: dict[str, Doc] = {}
+        with self._reader.begin() as conn:
+            for chunk in _chunks(wanted):
+                query = select(docs.c.id, docs.c.rev, docs.c.body).where(docs.c.id.in_(chunk), visible(scope, docs))
+                if not include_deleted:
+                    query = query.where(docs.c.deleted.is_(False))
+                for row in conn.execute(query):
+                    by_id[row.id] = documents.decode(row.body, row.rev)
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def scope_of(self, user: StoredUser) -> Scope:
+        """The user's scope (see :mod:`kazi.store.scope`)."""
+        return scope_of(user)
+
+    def docs_in_scope(self, user: StoredUser | Scope) -> ScopeDocs:
+        """Every contact and report the user sees: what a full recompute of their tasks reads."""
+        scope = resolve(user)
+        contacts_q = select(docs.c.rev, docs.c.body).where(docs.c.kind == CONTACT, docs.c.deleted.is_(False))
+        reports_q = select(docs.c.rev, docs.c.body).where(docs.c.kind == REPORT, docs.c.deleted.is_(False))
+        if scope.empty:
+            return ScopeDocs([], [])
+        if not scope.everything:
+            contacts_q = contacts_q.where(docs.c.id.in_(contact_ids_in(scope)))
+            reports_q = reports_q.where(docs.c.id.in_(report_ids_in(scope, docs)))
+        with self._reader.begin() as conn:
+            contacts = [documents.decode(r.body, r.rev) for r in conn.execute(contacts_q.order_by(docs.c.seq))]
+            reports = [documents.decode(r.body, r.rev) for r in conn.execute(reports_q.order_by(docs.c.seq))]
+        return ScopeDocs(contacts, reports)
+
+    def contacts_under(self, place_id: str, *, user: Scoped = None) -> list[Doc]:
+        """The place and every contact below it, at any depth (within ``user``'s scope)."""
+        query = (select(docs.c.rev, docs.c.body)
+                 .where(docs.c.kind == CONTACT, docs.c.deleted.is_(False),
+                        docs.c.id.in_(contact_ids_in(Scope(places=(place_id,)))), visible(resolve(user), docs))
+                 .order_by(docs.c.seq))
+        with self._reader.begin() as conn:
+            return [documents.decode(r.body, r.rev) for r in conn.execute(query)]
+
+    def lineage(self, contact_id: str) -> list[str]:
+        """Ancestor ids of a stored contact, nearest first (as the store resolved them)."""
+        query = (select(doc_ancestors.c.ancestor_id)
+                 .where(doc_ancestors.c.doc_id == contact_id, doc_ancestors.c.depth > 0)
+                 .order_by(doc_ancestors.c.depth))
+        with self._reader.begin() as conn:
+            return list(conn.scalars(query))
+
+    def docs_for_subjects(self, subject_ids: Iterable[str], *, user: Scoped = None) -> list[Doc]:
+        """The contacts and reports an incremental recompute of ``subject_ids`` needs (CHT's ``taskDataFor``).
+
+        Contacts: those whose ``_id``, ``patient_id`` or ``place_id`` is one of the ids. Reports: those whose
+        single subject (``getSubjectId``) is one of the ids or of those contacts' ids, so a contact named by
+        ``_id`` brings the reports filed under its short code. Contacts first, then reports by change order.
+        """
+        scope = resolve(user)
+        wanted = list(dict.fromkeys(subject_ids))
+        out: list[Doc] = []
+        with self._reader.begin() as conn:
+            contact_ids: list[str] = []
+            for chunk in _chunks(wanted):
+                contact_ids.extend(conn.scalars(select(doc_subjects.c.doc_id).where(
+                    doc_subjects.c.kind == CONTACT, doc_subjects.c.subject_id.in_(chunk))))
+            contact_ids = list(dict.fromkeys(contact_ids))
+            all_subjects = dict.fromkeys(wanted)
+            contact_rows: list[Row[Any]] = []
+            for chunk in _chunks(contact_ids):
+                contact_rows.extend(conn.execute(
+                    select(docs.c.seq, docs.c.rev, docs.c.body)
+                    .where(docs.c.id.in_(chunk), docs.c.deleted.is_(False), visible(scope, docs))))
+                all_subjects.update(dict.fromkeys(conn.scalars(select(doc_subjects.c.subject_id).where(
+                    doc_subjects.c.doc_id.in_(chunk), doc_subjects.c.kind == CONTACT))))
+            report_rows: list[Row[Any]] = []
+            for chunk in _chunks(list(all_subjects)):
+                report_rows.extend(conn.execute(
+                    select(docs.c.seq, docs.c.rev, docs.c.body)
+                    .where(docs.c.kind == REPORT, docs.c.deleted.is_(False), docs.c.subject.in_(chunk),
+                           visible(scope, docs))))
+        for rows in (contact_rows, report_rows):
+            out.extend(documents.decode(r.body, r.rev) for r in sorted(rows, key=lambda r: r.seq))
+        return out
+
+    def hydrated_contact(self, contact_id: str, *, user: Scoped = None) -> Doc | None:
+        """A contact with every ``parent`` stub replaced by the stored parent (CHT's hydrated lineage)."""
+        ids = [contact_id, *self.lineage(contact_id)]
+        by_id = {d["_id"]: d for d in self.get_docs(ids, user=user)}
+        return hydrate_lineage(by_id.get(contact_id), by_id) if contact_id in by_id else None
+
+    def engine_user(self, user: StoredUser) -> User:
+        """The engine's view of a user: name, roles and the user's contact with hydrated lineage (the
+        ``user`` global of task code)."""
+        contact = self.hydrated_contact(user.contact_id) if user.contact_id else None
+        return User(name=user.username, roles=user.roles, contact=contact)
+
+    def changes_since(self, since: int = 0, *, limit: int = 1000) -> list[Change]:
+        """Document writes with a sequence number above ``since``, oldest first (unscoped: for workers)."""
+        query = select(changes).where(changes.c.seq > since).order_by(changes.c.seq).limit(limit)
+        with self._reader.begin() as conn:
+            rows = conn.execute(query).all()
+        return [Change(r.seq, r.doc_id, r.rev, r.kind, bool(r.deleted), tuple(orjson.loads(r.subjects)),
+                       tuple(orjson.loads(r.lineage))) for r in rows]
+
+    def last_seq(self) -> int:
+        """The sequence number of the last document write (0 for an empty store)."""
+        return self._counter(DOCS_COUNTER)
+
+    # ----------------------------------------------------------------------------------------------------
+    # task documents
+
+    def write_task_docs(self, batch: Iterable[object]) -> list[WriteResult]:
+        """Write task documents (as the engine returns them in ``Result.writes``), all or none."""
+        items = list(batch)
+        prepared: list[_PreparedTask] = []
+        problems: list[DocumentError] = []
+        first_at: dict[str, int] = {}
+        for i, doc in enumerate(items):
+            p = _prepare_task(doc, i)
+            if isinstance(p, DocumentError):
+                problems.append(p)
+            elif p.id in first_at:
+                problems.append(DocumentError(f"_id repeated in the batch (first at #{first_at[p.id]})",
+                                              doc_id=p.id, field="_id", index=i))
+            else:
+                first_at[p.id] = i
+                prepared.append(p)
+        if problems:
+            raise DocumentBatchError(problems, len(items))
+        if not prepared:
+            return []
+        with self._writer.begin() as conn:
+            seq = _lock_counter(conn, TASKS_COUNTER)
+            existing: dict[str, Row[Any]] = {}
+            for chunk in _chunks([p.id for p in prepared]):
+                for row in conn.execute(select(task_docs.c.id, task_docs.c.rev, task_docs.c.seq)
+                                        .where(task_docs.c.id.in_(chunk))):
+                    existing[row.id] = row
+            results: list[WriteResult] = []
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for p in prepared:
+                old = existing.get(p.id)
+                if old is not None and documents.rev_hash(old.rev) == p.content_hash:
+                    results.append(WriteResult(p.id, old.rev, old.seq, False))
+                    continue
+                seq += 1
+                rev = f"{documents.rev_generation(old.rev) + 1 if old is not None else 1}-{p.content_hash}"
+                values = {"rev": rev, "seq": seq, "user_id": p.user_id, "requester": p.requester,
+                          "owner": p.owner, "state": p.state, "emission_id": p.emission_id,
+                          "due_date": p.due_date, "authored_on": p.authored_on, "body": p.body}
+                if old is None:
+                    inserts.append({"id": p.id, **values})
+                else:
+                    updates.append({"b_id": p.id, **{f"b_{k}": v for k, v in values.items()}})
+                results.append(WriteResult(p.id, rev, seq, True))
+            if inserts:
+                conn.execute(insert(task_docs), inserts)
+            if updates:
+                conn.execute(_update_by_id(task_docs), updates)
+            _set_counter(conn, TASKS_COUNTER, seq)
+        return results
+
+    def task_docs(
+        self, user: StoredUser | str, *, states: Iterable[str] | None = None,
+        requesters: Iterable[str] | None = None, owners: Iterable[str] | None = None,
+    ) -> list[Doc]:
+        """A user's task documents (``user``: an account or a username), optionally only some states,
+        requesters (the container contacts) or owners, in write order."""
+        user_id = user.settings_id if isinstance(user, StoredUser) else f"org.couchdb.user:{user}"
+        query = select(task_docs.c.rev, task_docs.c.body).where(task_docs.c.user_id == user_id)
+        in_memory: list[tuple[str, set[str]]] = []  # lists too long for one IN (...) filter the decoded docs
+        for column, values in ((task_docs.c.state, states), (task_docs.c.requester, requesters),
+                               (task_docs.c.owner, owners)):
+            if values is None:
+                continue
+            wanted = list(dict.fromkeys(values))
+            if len(wanted) <= CHUNK:
+                query = query.where(column.in_(wanted))
+            else:
+                in_memory.append((column.name, set(wanted)))
+        with self._reader.begin() as conn:
+            out = [documents.decode(r.body, r.rev) for r in conn.execute(query.order_by(task_docs.c.seq))]
+        for key, allowed in in_memory:  # the body keys have the column names
+            out = [d for d in out if d.get(key) in allowed]
+        return out
+
+    def get_task_doc(self, task_id: str, *, user: StoredUser | None = None) -> Doc:
+        """A task document; with ``user``, only the user's own (admins and national users see all)."""
+        with self._reader.begin() as conn:
+            row = conn.execute(select(task_docs.c.rev, task_docs.c.body, task_docs.c.user_id)
+                               .where(task_docs.c.id == task_id)).first()
+        if row is None or (user is not None and row.user_id != user.settings_id
+                           and not scope_of(user).everything):
+            raise NotFoundError("task", task_id)
+        return documents.decode(row.body, row.rev)
+
+    def task_changes_since(self, since: int = 0, *, user: StoredUser | str | None = None,
+                           limit: int = 1000) -> list[TaskChange]:
+        """Task documents written after ``since`` (each once, at its last write), optionally one user's."""
+        query = select(task_docs.c.seq, task_docs.c.id, task_docs.c.rev, task_docs.c.user_id, task_docs.c.state)
+        query = query.where(task_docs.c.seq > since).order_by(task_docs.c.seq).limit(limit)
+        if user is not None:
+            user_id = user.settings_id if isinstance(user, StoredUser) else f"org.couchdb.user:{user}"
+            query = query.where(task_docs.c.user_id == user_id)
+        with self._reader.begin() as conn:
+            return [TaskChange(r.seq, r.id, r.rev, r.user_id, r.state) for r in conn.execute(query)]
+
+    def last_task_seq(self) -> int:
+        return self._counter(TASKS_COUNTER)
+
+    def _counter(self, name: str) -> int:
+        with self._reader.begin() as conn:
+            value = conn.scalar(select(counters.c.value).where(counters.c.name == name))
+        return int(value or 0)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the document write transaction
+
+
+class _DocWriter:
+    """One document batch inside its transaction: rows, subjects, lineage, scope check, change log."""
+
+    def __init__(self, conn: Connection, scope: Scope, total: int) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.total = total
+        self.problems: list[DocumentError] = []
+
+    def fail_if_problems(self) -> None:
+        if self.problems:
+            raise DocumentBatchError(self.problems, self.total)
+
+    def write(self, prepared: list[Prepared]) -> list[WriteResult]:
+        conn = self.conn
+        seq = _lock_counter(conn, DOCS_COUNTER)  # from here on, no other writer runs
+        ids = [p.id for p in prepared]
+        existing: dict[str, Row[Any]] = {}
+        for chunk in _chunks(ids):
+            for row in conn.execute(select(docs.c.id, docs.c.rev, docs.c.seq, docs.c.kind, docs.c.deleted)
+                                    .where(docs.c.id.in_(chunk))):
+                existing[row.id] = row
+        if not self.scope.everything:
+            self._check_scope([i for i in ids if i in existing and not existing[i].deleted], "as stored")
+            self.fail_if_problems()
+
+        results: dict[str, WriteResult] = {}
+        changed: list[Prepared] = []
+        for p in prepared:
+            old = existing.get(p.id)
+            if old is not None and documents.rev_hash(old.rev) == p.content_hash:
+                results[p.id] = WriteResult(p.id, old.rev, old.seq, False)
+            else:
+                changed.append(p)
+        if not changed:
+            return [results[i] for i in ids]
+
+        changed_ids = [p.id for p in changed]
+        replaced = [i for i in changed_ids if i in existing]
+        old_subjects = self._old_rows(doc_subjects.c.subject_id, replaced, depth_ordered=False)
+        old_lineage = self._old_rows(doc_ancestors.c.ancestor_id, replaced, depth_ordered=True)
+        stub_ids = list(dict.fromkeys(s for p in changed for s in p.stub_chain))
+        stored_chains = self._stored_chains(stub_ids)
+
+        rows_new: list[dict[str, Any]] = []
+        rows_old: list[dict[str, Any]] = []
+        log: list[dict[str, Any]] = []
+        for p in changed:
+            old = existing.get(p.id)
+            seq += 1
+            rev = p.rev(documents.rev_generation(old.rev) + 1 if old is not None else 1)
+            kind = old.kind if p.deleted and old is not None else p.kind
+            values = {"rev": rev, "seq": seq, "kind": kind, "type": p.type, "contact_type": p.contact_type,
+                      "form": p.form, "parent_id": p.parent_id, "contact_id": p.contact_id, "subject": p.subject,
+                      "reported_date": p.reported_date, "deleted": p.deleted, "body": p.body}
+            if old is None:
+                rows_new.append({"id": p.id, **values})
+            else:
+                rows_old.append({"b_id": p.id, **{f"b_{k}": v for k, v in values.items()}})
+            results[p.id] = WriteResult(p.id, rev, seq, True)
+            log.append({"seq": seq, "doc_id": p.id, "rev": rev, "kind": kind, "deleted": p.deleted,
+                        "subjects": list(dict.fromkeys([*old_subjects.get(p.id, []), *p.subjects])),
+                        "lineage": list(dict.fromkeys(old_lineage.get(p.id, [])))})
+        if rows_new:
+            conn.execute(insert(docs), rows_new)
+        if rows_old:
+            conn.execute(_update_by_id(docs), rows_old)
+        for chunk in _chunks(replaced):
+            conn.execute(delete(doc_subjects).where(doc_subjects.c.doc_id.in_(chunk)))
+            conn.execute(delete(doc_ancestors).where(doc_ancestors.c.doc_id.in_(chunk)))
+        subject_rows = [{"doc_id": p.id, "subject_id": s, "kind": p.kind}
+                        for p in changed if not p.deleted and p.kind in (CONTACT, REPORT) for s in p.subjects]
+        if subject_rows:
+            conn.execute(insert(doc_subjects), subject_rows)
+
+        had_rows = {i for i in replaced if existing[i].kind == CONTACT and not existing[i].deleted}
+        new_chains = self._write_lineage(changed, stored_chains, old_lineage, had_rows)
+        for entry in log:
+            chain = new_chains.get(entry["doc_id"])
+            if chain is not None:
+                entry["lineage"] = list(dict.fromkeys([*entry["lineage"], *chain]))
+            entry["subjects"] = orjson.dumps(entry["subjects"]).decode()
+            entry["lineage"] = orjson.dumps(entry["lineage"]).decode()
+        conn.execute(insert(changes), log)
+
+        if not self.scope.everything:
+            self._check_scope([p.id for p in changed if not p.deleted], "as written")
+        self.fail_if_problems()
+        _set_counter(conn, DOCS_COUNTER, seq)
+        return [results[i] for i in ids]
+
+    def _old_rows(self, column: Any, ids: list[str], *, depth_ordered: bool) -> dict[str, list[str]]:
+        """Current subject ids (or ancestor ids, nearest first) of stored documents about to be replaced."""
+        out: dict[str, list[str]] = {}
+        table = column.table
+        for chunk in _chunks(ids):
+            query = select(table.c.doc_id, column.label("value")).where(table.c.doc_id.in_(chunk))
+            if depth_ordered:
+                query = query.where(table.c.depth > 0).order_by(table.c.doc_id, table.c.depth)
+            for row in self.conn.execute(query):
+                out.setdefault(row.doc_id, []).append(row.value)
+        return out
+
+    def _stored_chains(self, ids: list[str]) -> dict[str, list[str]]:
+        """Ancestor chains (nearest first) of the stored contacts among ``ids``; absent ids are not stored."""
+        out: dict[str, list[tuple[int, str]]] = {}
+        for chunk in _chunks(ids):
+            for row in self.conn.execute(
+                    select(doc_ancestors.c.doc_id, doc_ancestors.c.ancestor_id, doc_ancestors.c.depth)
+                    .where(doc_ancestors.c.doc_id.in_(chunk))):
+                out.setdefault(row.doc_id, []).append((row.depth, row.ancestor_id))
+        return {k: [a for d, a in sorted(v) if d > 0] for k, v in out.items()}
+
+    def _write_lineage(self, changed: list[Prepared], stored: dict[str, list[str]],
+                       old_lineage: dict[str, list[str]], had_rows: set[str]) -> dict[str, list[str]]:
+        """Resolve each changed contact's ancestors and keep the closure table right below it.
+
+        A contact's lineage is its parent stubs up to the first stub that is a stored contact, then that
+        contact's own resolved lineage: the stored hierarchy wins over stale stubs, and a contact written
+        with only ``parent: {_id}`` still gets every ancestor. When a contact's lineage changes (new, moved,
+        or its parent arrived after it), everything below it is re-rooted, shallowest first.
+        ``had_rows``: the changed contacts that were stored contacts before this write.
+        """
+        contacts = [p for p in changed if p.kind == CONTACT and not p.deleted]
+        pending = {p.id for p in contacts}
+        chains: dict[str, list[str]] = {}
+        stale: set[str] = set()  # in-batch contacts whose old lineage an earlier contact of the batch used
+        for p in contacts:
+            pending.discard(p.id)
+            chain: list[str] = []
+            for sid in p.stub_chain:
+                chain.append(sid)
+                if sid in chains:
+                    chain.extend(chains[sid])
+                    break
+                if sid in pending:
+                    stale.add(sid)
+                if sid in stored:
+                    chain.extend(stored[sid])
+                    break
+            if p.id in chain or len(set(chain)) != len(chain):
+                self.problems.append(DocumentError(
+                    "lineage loop: the contact would be its own ancestor (moved under its own descendant?)",
+                    doc_id=p.id, field="parent", index=p.index))
+            chains[p.id] = chain
+        self.fail_if_problems()
+        moved = [p for p in contacts if p.id not in had_rows or chains[p.id] != old_lineage.get(p.id, [])]
+        # Contacts below a moved one, outside this batch: the batch's own rows are not written yet.
+        below = set(stale)
+        for chunk in _chunks([p.id for p in moved]):
+            below.update(self.conn.scalars(select(doc_ancestors.c.ancestor_id).distinct().where(
+                doc_ancestors.c.ancestor_id.in_(chunk), doc_ancestors.c.depth > 0)))
+        rows = [{"doc_id": p.id, "ancestor_id": a, "depth": d}
+                for p in contacts for d, a in enumerate([p.id, *chains[p.id]])]
+        if rows:
+            self.conn.execute(insert(doc_ancestors), rows)
+        for p in sorted((p for p in moved if p.id in below), key=lambda p: len(chains[p.id])):
+            try:
+                _reroot_descendants(self.conn, p.id)
+            except IntegrityError as exc:
+                self.problems.append(DocumentError(
+                    f"lineage loop: a contact below {p.id!r} would also be above it", doc_id=p.id,
+                    field="parent", index=p.index))
+                raise DocumentBatchError(self.problems, self.total) from exc
+        return chains
+
+    def _check_scope(self, ids: list[str], when: str) -> None:
+        """Refuse documents outside the writer's scope (the same words whether or not they exist)."""
+        if not ids:
+            return
+        ok: set[str] = set()
+        for chunk in _chunks(ids):
+            ok.update(self.conn.scalars(select(docs.c.id).where(docs.c.id.in_(chunk), visible(self.scope, docs))))
+        index = {i: n for n, i in enumerate(ids)}
+        for i in ids:
+            if i not in ok:
+                self.problems.append(DocumentError(f"outside the user's place ({when})", doc_id=i, field="_id",
+                                                   index=index[i]))
+
+
+def _update_by_id(table: Table) -> Update:
+    """``UPDATE table SET every column WHERE id = ...`` for executemany with ``b_``-prefixed parameters."""
+    return (update(table).where(table.c.id == bindparam("b_id"))
+            .values({c.name: bindparam(f"b_{c.name}") for c in table.c if c.name != "id"}))
+
+
+def _reroot_descendants(conn: Connection, contact_id: str) -> None:
+    """Give every contact below ``contact_id`` the lineage ``contact_id`` now has above it."""
+    below = doc_ancestors.alias("below")
+    mine = doc_ancestors.alias("mine")
+    # each descendant keeps its path up to contact_id; what was above contact_id goes
+    depth_of_contact = (select(below.c.depth)
+                        .where(below.c.doc_id == doc_ancestors.c.doc_id, below.c.ancestor_id == contact_id)
+                        .scalar_subquery())
+    descendants = select(below.c.doc_id).where(below.c.ancestor_id == contact_id, below.c.depth > 0)
+    conn.execute(delete(doc_ancestors).where(doc_ancestors.c.doc_id.in_(descendants),
+                                             doc_ancestors.c.depth > depth_of_contact))
+    conn.execute(insert(doc_ancestors).from_select(
+        ["doc_id", "ancestor_id", "depth"],
+        select(below.c.doc_id, mine.c.ancestor_id, below.c.depth + mine.c.depth)
+        .select_from(below.join(mine, and_(mine.c.doc_id == contact_id, mine.c.depth > 0)))
+        .where(below.c.ancestor_id == contact_id, below.c.depth > 0)))
+
+
+def _lock_counter(conn: Connection, name: str) -> int:
+    """Read a counter, holding its row lock to the end of the transaction (SQLite: the write lock is held
+    since BEGIN IMMEDIATE). Writers are serialised, so sequence numbers are committed in order."""
+    value = conn.scalar(select(counters.c.value).where(counters.c.name == name).with_for_update())
+    return int(value or 0)
+
+
+def _set_counter(conn: Connection, name: str, value: int) -> None:
+    conn.execute(update(counters).where(counters.c.name == name).values(value=value))
+
+
+# --------------------------------------------------------------------------------------------------------
+# task documents
+
+
+@dataclass
+class _PreparedTask:
+    id: str
+    body: str
+    content_hash: str
+    user_id: str
+    requester: str | None
+    owner: str | None
+    state: str | None
+    emission_id: str | None
+    due_date: str | None
+    authored_on: int | None
+
+
+def _prepare_task(doc: object, index: int) -> _PreparedTask | DocumentError:
+    if not isinstance(doc, dict):
+        return DocumentError(f"a task document must be a JSON object, got {type(doc).__name__}", index=index)
+    checked = documents.check_id(doc.get("_id"), index)
+    if isinstance(checked, DocumentError):
+        return checked
+    if doc.get("type") != "task":
+        return DocumentError("must be 'task'", doc_id=checked, field="type", index=index)
+    user_id = doc.get("user")
+    if not isinstance(user_id, str) or not user_id:
+        return DocumentError("must name the user (org.couchdb.user:NAME)", doc_id=checked, field="user",
+                             index=index)
+    body = {k: v for k, v in doc.items() if k != "_rev"}
+    try:
+        text = documents.encode(body)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        return DocumentError(f"not representable as JSON: {exc}", doc_id=checked, index=index)
+    emission = body.get("emission") if isinstance(body.get("emission"), dict) else {}
+    assert isinstance(emission, dict)
+
+    def text_or_none(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return _PreparedTask(
+        id=checked, body=text, content_hash=documents.content_hash(body), user_id=user_id,
+        requester=text_or_none(body.get("requester")), owner=text_or_none(body.get("owner")),
+        state=text_or_none(body.get("state")), emission_id=text_or_none(emission.get("_id")),
+        due_date=text_or_none(emission.get("dueDate")), authored_on=documents.epoch_ms(body.get("authoredOn")),
+    )
+
+
+def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+

@@ -1,0 +1,157 @@
+"""Document writes: bodies kept as given, all-or-nothing batches, idempotent rewrites, the change log."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from kazi.errors import DocumentBatchError, NotFoundError
+from kazi.store import Store
+from kazi.store.schema import changes, doc_subjects, docs
+
+
+def _snapshot(store: Store) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {
+            "docs": sorted(conn.execute(select(docs)).all()),
+            "subjects": sorted(conn.execute(select(doc_subjects)).all()),
+            "changes": conn.execute(select(func.count()).select_from(changes)).scalar(),
+            "seq": store.last_seq(),
+        }
+
+
+def test_body_is_kept_exactly_and_rev_is_the_stores(store: Store) -> None:
+    doc = {"_id": "p", "type": "person", "zeta": 1, "alpha": {"y": [1, "two", None], "x": True},
+           "name": "Ünïcode ✓", "_rev": "99-client"}
+    result = store.write_doc(doc)
+    got = store.get_doc("p")
+    assert list(got) == ["_id", "type", "zeta", "alpha", "name", "_rev"]  # key order kept, _rev last
+    assert {k: v for k, v in got.items() if k != "_rev"} == {k: v for k, v in doc.items() if k != "_rev"}
+    assert got["_rev"] == result.rev and result.rev.startswith("1-") and len(result.rev) == 34
+    assert result.seq == 1 and result.changed
+
+
+def test_nan_becomes_null_as_json_stringify_does(store: Store) -> None:
+    store.write_doc({"_id": "n", "type": "clinic", "x": math.nan, "y": [math.inf]})
+    assert store.get_doc("n")["x"] is None and store.get_doc("n")["y"] == [None]
+
+
+def test_same_content_is_not_a_change(store: Store) -> None:
+    first = store.write_doc({"_id": "c", "type": "clinic", "name": "A", "n": 1})
+    again = store.write_doc({"n": 1, "name": "A", "type": "clinic", "_id": "c", "_rev": "whatever"})
+    assert again == type(first)(first.id, first.rev, first.seq, False)
+    assert store.last_seq() == 1 and len(store.changes_since(0)) == 1
+    edited = store.write_doc({"_id": "c", "type": "clinic", "name": "B", "n": 1})
+    assert edited.changed and edited.rev.startswith("2-") and edited.seq == 2
+    assert store.get_doc("c")["name"] == "B"
+
+
+def test_a_bad_doc_refuses_the_whole_batch_and_names_every_problem(store: Store) -> None:
+    store.write_docs([{"_id": "keep", "type": "clinic", "name": "before"}])
+    before = _snapshot(store)
+    batch: list[Any] = [
+        {"_id": "keep", "type": "clinic", "name": "after"},  # good, but must not be kept
+        {"_id": "new", "type": "person"},  # good, but must not be kept
+        "not a doc",
+        {"type": "person"},
+        {"_id": "_design/x"},
+        {"_id": "c", "type": "contact"},
+        {"_id": "q", "type": "person", "parent": {"name": "no id"}},
+        {"_id": "t", "type": "task"},
+        {"_id": "new", "type": "person"},
+        {"_id": "k", "type": 7},
+        {"_id": "z", "type": "clinic", "bad": {1: "non-string key"}},
+    ]
+    with pytest.raises(DocumentBatchError) as caught:
+        store.write_docs(batch)
+    err = caught.value
+    found = {(p.index, p.field) for p in err.problems}
+    assert found == {(2, None), (3, "_id"), (4, "_id"), (5, "contact_type"), (6, "parent._id"), (7, "type"),
+                     (8, "_id"), (9, "type"), (10, None)}
+    assert "9 of 11 documents refused, none stored" in str(err)
+    assert err.problems[0].to_dict()["index"] == 2
+    assert _snapshot(store) == before
+
+
+def test_a_problem_found_inside_the_transaction_rolls_everything_back(store: Store) -> None:
+    store.write_docs([{"_id": "top", "type": "district_hospital"},
+                      {"_id": "mid", "type": "health_center", "parent": {"_id": "top"}}])
+    before = _snapshot(store)
+    with pytest.raises(DocumentBatchError, match="lineage loop"):
+        store.write_docs([{"_id": "other", "type": "clinic", "parent": {"_id": "mid"}},
+                          {"_id": "top", "type": "district_hospital", "parent": {"_id": "mid"}}])
+    assert _snapshot(store) == before
+
+
+def test_query_columns(store: Store) -> None:
+    store.write_docs([
+        {"_id": "hc", "type": "contact", "contact_type": "facility", "contact": {"_id": "boss"}},
+        {"_id": "p", "type": "person", "parent": {"_id": "hc"}, "patient_id": "777", "reported_date": 12.9},
+        {"_id": "r", "type": "data_record", "form": "visit", "fields": {"patient_id": "777", "place_id": "x"},
+         "contact": {"_id": "p", "parent": {"_id": "hc"}}, "reported_date": "not a number"},
+        {"_id": "s", "type": "user-settings"},
+    ])
+    with store.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(docs))}
+        subjects = sorted(conn.execute(select(doc_subjects.c.doc_id, doc_subjects.c.subject_id, doc_subjects.c.kind)))
+    assert (rows["hc"].kind, rows["hc"].type, rows["hc"].contact_type, rows["hc"].contact_id) == \
+        ("contact", "contact", "facility", "boss")
+    assert (rows["p"].kind, rows["p"].contact_type, rows["p"].parent_id, rows["p"].reported_date) == \
+        ("contact", "person", "hc", 12)
+    assert (rows["r"].kind, rows["r"].form, rows["r"].subject, rows["r"].contact_id, rows["r"].reported_date) == \
+        ("report", "visit", "777", "p", None)
+    assert rows["s"].kind == "other"
+    assert subjects == [("hc", "hc", "contact"), ("p", "777", "contact"), ("p", "p", "contact"),
+                        ("r", "777", "report"), ("r", "x", "report")]
+
+
+def test_delete_leaves_a_tombstone_and_the_change_names_the_old_subjects(store: Store) -> None:
+    store.write_docs([{"_id": "p", "type": "person", "patient_id": "55"},
+                      {"_id": "r", "type": "data_record", "form": "f", "patient_id": "55"}])
+    seq = store.last_seq()
+    deleted = store.delete_docs(["r"])
+    assert deleted[0].rev.startswith("2-")
+    with pytest.raises(NotFoundError, match="document 'r' not found"):
+        store.get_doc("r")
+    assert store.get_docs(["r"], include_deleted=True)[0]["_deleted"] is True
+    assert [d["_id"] for d in store.docs_for_subjects(["55"])] == ["p"]
+    [change] = store.changes_since(seq)
+    assert (change.id, change.deleted, change.kind, change.subjects) == ("r", True, "report", ("55",))
+    with pytest.raises(DocumentBatchError, match="not found"):
+        store.delete_docs(["r"])  # already gone
+    again = store.write_doc({"_id": "r", "type": "data_record", "form": "f", "patient_id": "55"})
+    assert again.rev.startswith("3-") and store.get_doc("r")["form"] == "f"
+
+
+def test_moving_a_report_names_both_subjects(store: Store) -> None:
+    store.write_doc({"_id": "r", "type": "data_record", "form": "f", "fields": {"patient_id": "A"}})
+    seq = store.last_seq()
+    store.write_doc({"_id": "r", "type": "data_record", "form": "f", "fields": {"patient_id": "B"}})
+    assert store.changes_since(seq)[0].subjects == ("A", "B")
+
+
+def test_changes_since_pages_in_order(store: Store) -> None:
+    store.write_docs([{"_id": f"c{i}", "type": "clinic"} for i in range(5)])
+    store.write_doc({"_id": "c0", "type": "clinic", "name": "renamed"})
+    first = store.changes_since(0, limit=4)
+    rest = store.changes_since(first[-1].seq)
+    assert [c.seq for c in first + rest] == [1, 2, 3, 4, 5, 6]
+    assert [c.id for c in first + rest] == ["c0", "c1", "c2", "c3", "c4", "c0"]
+    assert store.last_seq() == 6
+
+
+def test_get_docs_keeps_the_order_asked_and_skips_missing(store: Store) -> None:
+    store.write_docs([{"_id": i, "type": "clinic"} for i in ("a", "b", "c")])
+    assert [d["_id"] for d in store.get_docs(["c", "x", "a", "c"])] == ["c", "a"]
+
+
+def test_big_batches_cross_the_parameter_chunks(store: Store) -> None:
+    batch = [{"_id": f"p{i:04d}", "type": "person", "patient_id": f"{i}", "parent": {"_id": "hc"}}
+             for i in range(1200)]
+    store.write_docs([{"_id": "hc", "type": "health_center"}, *batch])
+    assert len(store.contacts_under("hc")) == 1201
+    assert len(store.docs_for_subjects([f"{i}" for i in range(1200)])) == 1200
+    assert all(r.changed is False for r in store.write_docs(batch))
