@@ -143,6 +143,17 @@ def main() -> int:
     else:
         result = compute(program, docs=docs, task_docs=[], user=user, now_ms=now_ms, tz=tz)
     full_ms = (time.perf_counter() - t0) * 1e3
+    if par_fn is None:
+        # The first compute also starts V8 and compiles the program; CHT's emission pass is timed warm (min
+        # of 3), so time Kazi warm too, and keep the first figure as the headline.
+        warm: list[float] = []
+        for _ in range(2):
+            t1 = time.perf_counter()
+            compute(program, docs=docs, task_docs=[], user=user, now_ms=now_ms, tz=tz)
+            warm.append((time.perf_counter() - t1) * 1e3)
+        out["full_warm_ms"] = min(warm)
+        out["warm_runs"] = len(warm)
+        log(f"full compute, V8 runtime already up: min {min(warm):.0f} ms of {len(warm)}")
     if par_fn is not None:
         # as a server runs it: the worker pool already started (and its programs loaded) before the compute
         from kazi.workers import ParallelEmissionSource
