@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Debian's PostgreSQL server if it is missing, for the store tests on the PostgreSQL backend.
-# The tests start a throwaway cluster of their own (tests/store/conftest.py): nothing is started here, and
+# The tests start a throwaway cluster of their own (tests/conftest.py): nothing is started here, and
 # the package's default cluster is left as Debian sets it up. Needs root (CI and the dev machines run as root).
 set -euo pipefail
 

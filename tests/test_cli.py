@@ -100,7 +100,7 @@ def test_conformance_command_ends_with_the_count(tmp_path: Path, capsys: pytest.
     assert "tasks_tab differs" in out and out.strip().splitlines()[-1] == "1 passed, 1 failed"
 
 
-def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--households", "40", "--date", "2025-08-01"]) == 0
+def test_demo_print_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--print", "--households", "40", "--date", "2025-08-01"]) == 0
     out = capsys.readouterr().out
     assert "site_supervisor" in out and "online" in out and "tasks ready" in out

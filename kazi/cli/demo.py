@@ -1,33 +1,162 @@
-"""`kazi demo`: the bundled demo program on a generated population, each demo user's Tasks tab.
+"""`kazi demo`: Kazi running on its bundled demo program, with a generated population and demo users.
 
-It shows Kazi's main job end to end with nothing to set up: the program is validated and loaded, a
-deterministic population is generated, and every demo user's tasks are computed at the chosen instant,
-online supervisors included (CHT gives them none).
+Plain ``kazi demo`` (the README's first command) shows Kazi as it is meant to be used, with nothing to set up:
+it loads the demo program and a deterministic population into a fresh SQLite store, creates the demo
+accounts (a CHW, a CHW supervisor, an online site supervisor, a program officer and an admin) with new
+random passwords that it prints, computes everyone's tasks and serves the API at http://127.0.0.1:8000.
+Online supervisors get tasks too (CHT gives them none).
+
+``kazi demo --print`` only computes and prints each demo user's Tasks tab, without a store or a server.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from kazi.cli.serve import DEFAULT_INTERVAL_S, add_server_arguments, serve
 from kazi.demo import PROGRAM_DIR
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.dates import make_local
 from kazi.engine.engine import User, compute
 from kazi.engine.permissions import is_offline
-from kazi.population import DEFAULT_TZ, generate
+from kazi.errors import NotFoundError
+from kazi.population import DEFAULT_TZ, Population, generate
 from kazi.program.loader import load_program
+
+if TYPE_CHECKING:
+    from kazi.server.service import TaskService
+    from kazi.store import Store
+
+#: the demo's own database, recreated on each run so that the demo never mixes with real data
+DEMO_DB = Path("data") / "demo.sqlite3"
+#: documents per write transaction while loading the population
+LOAD_BATCH = 1000
+ROLE_ORDER = ["chw", "chw_supervisor", "site_supervisor", "program_officer", "admin"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="compute the demo users' tasks on a generated population")
+    p = sub.add_parser("demo", help="serve Kazi with the demo program, a generated population and demo users")
+    p.add_argument("--print", dest="print_only", action="store_true",
+                   help="only print each demo user's Tasks tab (no store, no server)")
     p.add_argument("--households", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--date", type=date.fromisoformat, default=None,
-                   help="the day to compute for (YYYY-MM-DD; default: today); the history ends the day before")
-    p.add_argument("--limit", type=int, default=5, help="tasks shown per user")
+                   help="the day to compute for (YYYY-MM-DD; default: today); the history ends the day before. "
+                        "When given, the server's clock is frozen at 10:00 that day")
+    p.add_argument("--limit", type=int, default=5, help="tasks shown per user (--print)")
+    add_server_arguments(p, db_help=f"database URL (default: a fresh sqlite:///{DEMO_DB.as_posix()}, "
+                                    "recreated on each run)")
     p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.print_only:
+        return print_tasks(args)
+    return serve_demo(args)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A demo account and the password generated for it (shown once, at start)."""
+
+    username: str
+    password: str
+    roles: list[str]
+    online: bool
+
+
+def demo_users(population: Population) -> list[dict[str, Any]]:
+    """One account per demo role, the CHW and the supervisors from the same health facility."""
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for u in population.users:
+        for role in u["roles"]:
+            by_role.setdefault(role, []).append(u)
+    chosen: list[dict[str, Any]] = []
+    chw = by_role.get("chw", [None])[0]
+    facility = None
+    if chw is not None:
+        chosen.append(chw)
+        facility = next((a for a in population.contacts if a["_id"] == chw["facility_id"]), {}).get("parent", {})
+    for role in ROLE_ORDER[1:]:
+        candidates = by_role.get(role, [])
+        same = [u for u in candidates if facility and u["facility_id"] == facility.get("_id")]
+        if same or candidates:
+            chosen.append((same or candidates)[0])
+    return chosen
+
+
+def load_demo(store: Store, service: TaskService, population: Population) -> list[DemoUser]:
+    """Load the population and the demo program into ``store``, create (or reset) the demo accounts with new
+    passwords and compute everyone's tasks. Idempotent: documents are written by id, accounts updated."""
+    docs = [*population.contacts, *population.reports]
+    for start in range(0, len(docs), LOAD_BATCH):
+        store.write_docs(docs[start:start + LOAD_BATCH])
+    service.load_program(PROGRAM_DIR)
+    program = service.program()
+    known = list(program.roles) if program is not None else None
+    out: list[DemoUser] = []
+    for u in demo_users(population):
+        password = secrets.token_urlsafe(9)
+        fields = {"roles": u["roles"], "facility_id": u["facility_id"], "contact_id": u["contact_id"],
+                  "timezone": u.get("tz") or DEFAULT_TZ}
+        try:
+            store.users.get(u["username"])
+        except NotFoundError:
+            store.users.create(u["username"], password=password, known_roles=known, **fields)
+        else:
+            store.users.update(u["username"], password=password, disabled=False, known_roles=known, **fields)
+        online = not is_offline(list(u["roles"]), program.settings if program is not None else None)
+        out.append(DemoUser(u["username"], password, list(u["roles"]), online))
+    service.process_changes()
+    return out
+
+
+def serve_demo(args: argparse.Namespace) -> int:
+    from kazi.server.api import create_app
+    from kazi.server.service import TaskService
+    from kazi.store import open_store
+
+    day = args.date or date.today()
+    url = args.db
+    if url is None:
+        DEMO_DB.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{DEMO_DB.as_posix()}"
+    now = make_local(day.year, day.month - 1, day.day, 10, tz=DEFAULT_TZ) if args.date else None
+    print(f"Kazi demo: generating {args.households} households (seed {args.seed}, history to {day}) into {url} ...",
+          flush=True)
+    population = generate(args.households, args.seed, day, DEFAULT_TZ)
+    store = open_store(url)
+    clock = (lambda: int(now)) if now is not None else None
+    service = TaskService(store, clock=clock, workers=args.workers)
+    try:
+        print(f"  {len(population.contacts)} contacts, {len(population.reports)} reports; loading the program "
+              "and computing every user's tasks ...", flush=True)
+        users = load_demo(store, service, population)
+        base = f"http://{args.host}:{args.port}"
+        print(f"\nKazi is serving the demo at {base} (API documentation: {base}/docs). Demo users:\n")
+        print(f"  {'username':<28} {'password':<14} {'roles':<18} {'mode':<8} tasks ready")
+        for u in users:
+            account = store.users.get(u.username)
+            ready = service.tasks(account, limit=1).total
+            mode = "online" if u.online else "offline"
+            print(f"  {u.username:<28} {u.password:<14} {','.join(u.roles):<18} {mode:<8} {ready}")
+        first = users[0] if users else None
+        if first is not None:
+            print(f"\nTry:  curl -u {first.username}:{first.password} {base}/api/v1/tasks")
+        print("(the passwords are new on each run; Ctrl-C stops the server)\n", flush=True)
+        app = create_app(store=store, service=service, background_interval_s=DEFAULT_INTERVAL_S)
+        serve(app, args.host, args.port)
+    finally:
+        service.close()
+        store.close()
+    return 0
 
 
 def _pick_users(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,7 +170,7 @@ def _pick_users(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [chosen[r] for r in order if r in chosen]
 
 
-def run(args: argparse.Namespace) -> int:
+def print_tasks(args: argparse.Namespace) -> int:
     day = args.date or date.today()
     program = load_program(PROGRAM_DIR)
     population = generate(args.households, args.seed, day, DEFAULT_TZ)

@@ -17,6 +17,9 @@ SUBCOMMANDS = [
     "kazi.cli.population",
     "kazi.cli.demo",
     "kazi.cli.users",
+    "kazi.cli.program",
+    "kazi.cli.importer",
+    "kazi.cli.serve",
 ]
 
 

@@ -16,7 +16,12 @@ Why these tables:
 * ``counters`` hands out change sequence numbers; the row is locked by every write transaction, which
   serialises writers and guarantees a change with a smaller sequence number is never committed later;
 * ``task_docs`` holds each user's task documents (CHT's ``type: task``) with their state history in the body;
-* ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes).
+* ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes);
+* ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
+  after a restart and an admin can see what ran when (migration 0002);
+* ``service_state`` and ``task_users`` are the task service's memory: the last change it processed, and per
+  user what their task documents were computed with (program version, account fingerprint, local day), so a
+  restarted service resumes instead of recomputing everything (migration 0002).
 
 Task interaction logs (reference section 10) will get their own table in a later migration.
 """
@@ -167,4 +172,34 @@ user_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
     Index(None, "user_id"),
+)
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... in load order
+    Column("kind", String(8), nullable=False),  # js | python
+    Column("files", Text, nullable=False),  # JSON {relative path: text} of the program folder
+    Column("settings_override", Text),  # JSON app settings imported separately (kazi import app_settings.json)
+    Column("warnings", Text, nullable=False),  # JSON list of Problem dicts
+    Column("loaded_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Index(None, "active"),
+)
+
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+task_users = Table(
+    "task_users",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("program_version", Integer, nullable=False),  # the program the user's task docs come from
+    Column("fingerprint", String, nullable=False),  # hash of what a full recompute depends on besides docs
+    Column("local_day", String(10), nullable=False),  # the user's local date of the last temporal update
+    Column("full_at", BigInteger, nullable=False),  # clock (ms) of the last full recompute
 )

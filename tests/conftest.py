@@ -1,4 +1,4 @@
-"""Fixtures for the store tests: every test runs on SQLite and on a real PostgreSQL server.
+"""Shared fixtures: store (and server) tests run on SQLite and on a real PostgreSQL server.
 
 The PostgreSQL server is, in order of preference:
 

@@ -1,0 +1,659 @@
+"""Kazi's HTTP API (FastAPI): documents, the caller's tasks, the program and the users, under ``/api/v1``.
+
+Rules every route follows, so clients can rely on them without reading each route:
+
+* **Authenticated** (:mod:`kazi.server.auth`): HTTP Basic, a bearer token or the web app's session cookie;
+  401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open.
+* **Confined to the caller's scope**: every store call passes the caller, so a document or task outside
+  their place is a 404 with the same words as a missing one (never a 403, which would say it exists).
+* **JSON errors**: ``{"error": {"status", "message", "field"?, "problems"?}}`` for every failure, unknown
+  routes and bad parameters included; a bug gives a 500 with no stack trace (the trace goes to the log).
+* **Read-your-writes**: a write returns once it is committed; the next ``GET /api/v1/tasks`` of the same
+  user first brings that user's tasks up to date (``TaskService.refresh_user``), so writes stay fast and a
+  user never sees tasks older than their own last write. Other users' tasks follow through the background
+  worker.
+
+Handlers are plain ``def`` functions where they call the store or the engine: FastAPI runs them in its
+thread pool, so a slow Argon2 check or a recompute never blocks the event loop.
+"""
+
+import io
+import logging
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.security import APIKeyCookie, HTTPBasic, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
+
+from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFoundError, ProgramError, UserError
+from kazi.program.loader import inspect_tasks
+from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
+from kazi.server.background import BackgroundWorker
+from kazi.server.schemas import (
+    DocResult,
+    DocsWritten,
+    ErrorResponse,
+    Health,
+    LoggedIn,
+    LoginRequest,
+    ProgramOut,
+    TaskPageOut,
+    TokenOut,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+    ValidationOut,
+)
+from kazi.server.service import TaskService
+from kazi.store import UNSET, Store, StoredUser, is_offline, open_store
+
+log = logging.getLogger("kazi.server")
+
+API = "/api/v1"
+#: documents per POST: a batch is one transaction, and a huge one would hold the write lock for long
+MAX_BATCH = 5000
+#: a program upload (the zip as sent) and what it may unpack to
+MAX_PROGRAM_ZIP = 50 * 1024 * 1024
+MAX_PROGRAM_UNPACKED = 200 * 1024 * 1024
+MAX_PROGRAM_FILES = 20_000
+
+
+# --------------------------------------------------------------------------------------------------------
+# errors
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status, rendered as ``{"error": {...}}``."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None,
+                 problems: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.problems = problems
+        self.headers = headers
+
+
+def error_response(status: int, message: str, *, field: str | None = None,
+                   problems: list[dict[str, Any]] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if field is not None:
+        body["field"] = field
+    if problems is not None:
+        body["problems"] = problems
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+_ERROR_TEXT = {
+    400: "Malformed request (not JSON, not a zip, ...)",
+    401: "No credentials, wrong ones, or a disabled account",
+    403: "The caller is not an administrator",
+    404: "Not found, or outside the caller's place (the same answer on purpose)",
+    409: "No program is loaded yet",
+    413: "Too large",
+    422: "Validation failed: every problem is listed, located",
+    500: "The program's task code failed",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route documents in OpenAPI."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+def _problem_dicts(items: Iterable[object]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        to_dict = getattr(item, "to_dict", None)
+        if callable(to_dict):
+            out.append(cast(dict[str, Any], to_dict()))
+        elif isinstance(item, dict):
+            out.append(item)
+        else:
+            out.append({"message": str(item)})
+    return out
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+        e = cast(ApiError, exc)
+        return error_response(e.status, e.message, field=e.field, problems=e.problems, headers=e.headers)
+
+    async def not_found(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(404, str(exc))
+
+    async def user_error(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(422, str(exc), field=cast(UserError, exc).field)
+
+    async def batch_error(_request: Request, exc: Exception) -> JSONResponse:
+        e = cast(DocumentBatchError, exc)
+        bad = len({(p.index, p.doc_id) for p in e.problems})
+        fields = {p.field for p in e.problems}
+        return error_response(
+            422, f"{bad} of {e.total} document(s) refused; nothing of this batch was stored: fix every problem "
+                 "listed and send the whole batch again",
+            field=next(iter(fields)) if len(fields) == 1 else None, problems=_problem_dicts(e.problems))
+
+    async def program_error(_request: Request, exc: Exception) -> JSONResponse:
+        e = cast(ProgramError, exc)
+        first = str(e).splitlines()[0]
+        return error_response(422, f"{first}; the program was not loaded (the previous one keeps running)",
+                              problems=_problem_dicts(e.problems))
+
+    async def code_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("program code failed: %s", exc)
+        return error_response(500, f"the program's task code failed: {exc}")
+
+    async def kazi_error(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        e = cast(StarletteHTTPException, exc)
+        message = str(e.detail)
+        if e.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path} (see /docs)"
+        elif e.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path} (see /docs)"
+        return error_response(e.status_code, message, headers=getattr(e, "headers", None))
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        e = cast(RequestValidationError, exc)
+        problems: list[dict[str, Any]] = []
+        for err in e.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            problems.append({"field": ".".join(loc), "message": str(err.get("msg", "invalid"))})
+        if any(err.get("type") == "json_invalid" for err in e.errors()):
+            return error_response(400, "the request body is not valid JSON", problems=problems)
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
+        return error_response(422, f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+                              field=first["field"], problems=problems)
+
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error", exc_info=exc)
+        return error_response(500, "internal error (the details are in the server's log)")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(NotFoundError, not_found)
+    app.add_exception_handler(UserError, user_error)
+    app.add_exception_handler(DocumentBatchError, batch_error)
+    app.add_exception_handler(ProgramError, program_error)
+    app.add_exception_handler(ConfigCodeError, code_error)
+    app.add_exception_handler(KaziError, kazi_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the application's state and the dependencies handlers take
+
+
+@dataclass
+class ApiContext:
+    """Everything the handlers share: the store, the compute service, the authenticator."""
+
+    store: Store
+    service: TaskService
+    auth: Authenticator
+    worker: BackgroundWorker | None = None
+
+    def program_or_409(self) -> None:
+        if self.service.program() is None:
+            raise ApiError(409, "no program is loaded: an administrator must upload one (POST /api/v1/program "
+                                "or `kazi serve --program DIR`)")
+
+    def user_out(self, user: StoredUser) -> UserOut:
+        program = self.service.program()
+        offline = is_offline(user, program.settings) if program is not None else None
+        return UserOut(**user.to_dict(), offline=offline)
+
+    def known_roles(self) -> list[str] | None:
+        program = self.service.program()
+        return list(program.roles) if program is not None else None
+
+
+def context(request: Request) -> ApiContext:
+    return cast(ApiContext, request.app.state.kazi)
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+class _DocumentedBasic(HTTPBasic):
+    """HTTP Basic as OpenAPI shows it; :func:`current_user` parses the header itself (FastAPI's parser
+    refuses non-ASCII passwords and answers in its own error format)."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
+class _DocumentedBearer(HTTPBearer):
+    """Bearer tokens as OpenAPI shows them; parsed by :func:`current_user`."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
+basic_scheme = _DocumentedBasic(auto_error=False, description="username and password (scripts)")
+bearer_scheme = _DocumentedBearer(auto_error=False, description="a token from `kazi users token NAME` (scripts)")
+cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
+                             description="the session cookie POST /api/v1/login sets (the web app)")
+
+
+def _unauthorized(request: Request, message: str) -> ApiError:
+    # Browsers pop up a password dialog on `WWW-Authenticate: Basic`; the web app marks its requests with
+    # X-Requested-With to get a plain 401 it can handle itself.
+    headers = None if request.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
+    return ApiError(401, message, headers=headers)
+
+
+def current_user(
+    request: Request, c: Ctx,
+    _basic: Annotated[None, Depends(basic_scheme)],
+    _bearer: Annotated[None, Depends(bearer_scheme)],
+    cookie: Annotated[str | None, Depends(cookie_scheme)],
+) -> StoredUser:
+    """The caller, from the Authorization header (Basic or Bearer) or else the session cookie."""
+    header = request.headers.get("authorization")
+    try:
+        if header:
+            scheme, _, value = header.strip().partition(" ")
+            if scheme.lower() == "basic":
+                return c.auth.basic(value)
+            if scheme.lower() == "bearer":
+                return c.auth.token(value)
+            raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
+        if cookie:
+            return c.auth.session(cookie)
+    except AuthError as exc:
+        raise _unauthorized(request, str(exc)) from exc
+    raise _unauthorized(request, "authentication required: HTTP Basic, a bearer token or a session cookie "
+                                 "(POST /api/v1/login)")
+
+
+Caller = Annotated[StoredUser, Depends(current_user)]
+
+
+def admin_user(user: Caller) -> StoredUser:
+    if not user.is_admin:
+        raise ApiError(403, "only administrators may do this")
+    return user
+
+
+Admin = Annotated[StoredUser, Depends(admin_user)]
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: session
+
+
+session_routes = APIRouter(prefix=API, tags=["session"])
+
+
+@session_routes.post("/login", summary="Log in (web app): sets the session cookie", response_model=LoggedIn,
+                     responses=errors(401, 422))
+def login(body: LoginRequest, request: Request, response: Response, c: Ctx) -> LoggedIn:
+    """Checks the username and password and sets an HttpOnly, SameSite=Lax cookie holding a server-side
+    session, valid until ``expires_at`` or logout."""
+    try:
+        token, user, expires = c.auth.open_session(body.username, body.password)
+    except AuthError as exc:
+        raise ApiError(401, str(exc)) from exc
+    response.set_cookie(SESSION_COOKIE, token, max_age=c.auth.max_age_s, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path="/")
+    return LoggedIn(user=c.user_out(user), expires_at=expires)
+
+
+@session_routes.post("/logout", summary="Log out (web app): ends the session", status_code=204)
+def logout(c: Ctx, cookie: Annotated[str | None, Depends(cookie_scheme)]) -> Response:
+    """Revokes the session the cookie names and clears the cookie; harmless without one."""
+    if cookie:
+        c.auth.close_session(cookie)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@session_routes.get("/me", summary="The caller's account", response_model=UserOut, responses=errors(401))
+def me(user: Caller, c: Ctx) -> UserOut:
+    return c.user_out(user)
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: documents
+
+
+doc_routes = APIRouter(prefix=API, tags=["documents"])
+
+_DOCS_EXAMPLE = [{"_id": "report-1", "type": "data_record", "form": "pregnancy", "reported_date": 1754036400000,
+                  "contact": {"_id": "chw-person-id"}, "fields": {"patient_id": "1234567", "lmp_date": "2025-05-01"}}]
+
+
+@doc_routes.post(
+    "/docs", summary="Write contacts and reports (one document or an array), all or none",
+    response_model=DocsWritten, responses=errors(400, 401, 413, 422))
+def write_docs(payload: Annotated[Any, Body(examples=[_DOCS_EXAMPLE])], user: Caller, c: Ctx) -> DocsWritten:
+    """CHT documents as CHT stores them. Writing an `_id` that exists replaces it; sending the same content
+    again changes nothing (same `rev`), so any write may be retried. The whole batch is checked first: any
+    problem (not an object, no `_id`, an unknown `type`, outside the caller's place, ...) refuses the whole
+    batch with a 422 listing every problem (index, doc_id, field, message), and nothing of it is stored.
+    `_deleted: true` deletes. The caller's tasks reflect the write on their next `GET /api/v1/tasks`."""
+    batch = payload if isinstance(payload, list) else [payload]
+    if len(batch) > MAX_BATCH:
+        raise ApiError(413, f"{len(batch)} documents in one request; send at most {MAX_BATCH} per request")
+    results = c.store.write_docs(batch, user=user)
+    if c.worker is not None and any(r.changed for r in results):
+        c.worker.wake()  # other users' tasks follow without waiting for the next round
+    return DocsWritten(results=[DocResult(id=r.id, rev=r.rev, changed=r.changed) for r in results])
+
+
+@doc_routes.get("/docs/{doc_id:path}", summary="Read one contact or report (within the caller's place)",
+                responses={200: {"description": "the document, with its `_rev`"}, **errors(401, 404)})
+def get_doc(doc_id: str, user: Caller, c: Ctx) -> dict[str, Any]:
+    return c.store.get_doc(doc_id, user=user)
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: tasks
+
+
+task_routes = APIRouter(prefix=API, tags=["tasks"])
+
+
+@task_routes.get("/tasks", summary="The caller's Ready tasks, in Tasks tab order", response_model=TaskPageOut,
+                 responses=errors(401, 409, 422, 500))
+def list_tasks(
+    user: Caller, c: Ctx,
+    overdue: Annotated[bool | None, Query(description="true: only overdue tasks; false: only the others")] = None,
+    task_type: Annotated[list[str] | None, Query(alias="type", description="task title key (repeatable)")] = None,
+    place: Annotated[list[str] | None, Query(description="a place `_id`: tasks of contacts under it "
+                                                         "(repeatable)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPageOut:
+    """Sorted as CHT's Tasks tab (numeric priority, higher first, then due date). Each item is the task
+    document (`_id`, `state`, `stateHistory`, `emission`, ...) plus `emission_id`. The caller's own writes
+    are included (their tasks are brought up to date first)."""
+    c.program_or_409()
+    c.service.refresh_user(user)
+    page = c.service.tasks(user, overdue=overdue, task_types=task_type, places=place, limit=limit, offset=offset)
+    return TaskPageOut(total=page.total, limit=limit, offset=offset, items=list(page.items))
+
+
+@task_routes.get("/tasks/{task_id:path}", summary="One task document with its state history",
+                 responses={200: {"description": "the task document (`stateHistory` inside)"},
+                            **errors(401, 404, 500)})
+def get_task(task_id: str, user: Caller, c: Ctx) -> dict[str, Any]:
+    """The caller's own task documents only (admins and national users see all); another user's is a 404."""
+    if c.service.program() is not None:
+        c.service.refresh_user(user)
+    return c.store.get_task_doc(task_id, user=user)
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: program
+
+
+program_routes = APIRouter(prefix=API, tags=["program"])
+
+_ZIP_BODY: dict[str, Any] = {"requestBody": {"required": True, "description": "a zip of the program folder "
+                                             "(tasks.js or tasks.py at its root or in its single top folder)",
+                                             "content": {"application/zip": {"schema": {"type": "string",
+                                                                                        "format": "binary"}}}}}
+
+
+def _program_out(c: ApiContext) -> ProgramOut:
+    info = c.service.program_info()
+    if info is None:
+        return ProgramOut(loaded=False)
+    return ProgramOut(loaded=True, version=info.version, loaded_at=info.loaded_at, kind=info.kind,
+                      warnings=_problem_dicts(info.warnings))
+
+
+@program_routes.get("/program", summary="The loaded program: version, load time, warnings",
+                    response_model=ProgramOut, responses=errors(401))
+def get_program(_user: Caller, c: Ctx) -> ProgramOut:
+    return _program_out(c)
+
+
+async def _zip_body(request: Request) -> bytes:
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        raise ApiError(400, "send the zip as the raw request body (curl --data-binary @program.zip "
+                            "-H 'Content-Type: application/zip'), not as a form")
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > MAX_PROGRAM_ZIP:
+            raise ApiError(413, f"the program zip is larger than {MAX_PROGRAM_ZIP // (1024 * 1024)} MB")
+    if not data:
+        raise ApiError(400, "empty body: send a zip of the program folder")
+    return bytes(data)
+
+
+def unpack_program(data: bytes, dest: Path) -> Path:
+    """Unpack a program zip into ``dest`` and return the program folder (the zip's root, or its single top
+    folder, as zipping a folder gives). Refuses paths that would land outside ``dest`` and zip bombs."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ApiError(400, "the body is not a zip file") from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.filename.startswith("__MACOSX/")]
+        if len(infos) > MAX_PROGRAM_FILES:
+            raise ApiError(413, f"the zip holds {len(infos)} entries; at most {MAX_PROGRAM_FILES} are accepted")
+        if sum(i.file_size for i in infos) > MAX_PROGRAM_UNPACKED:
+            raise ApiError(413, f"the zip unpacks to more than {MAX_PROGRAM_UNPACKED // (1024 * 1024)} MB")
+        root = dest.resolve()
+        for info in infos:
+            target = (root / info.filename).resolve()
+            if not target.is_relative_to(root):
+                raise ApiError(400, f"zip entry {info.filename!r} would be written outside the program folder")
+            archive.extract(info, root)
+    entries = [p for p in root.iterdir() if p.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and not (root / "tasks.js").exists():
+        return entries[0]
+    return root
+
+
+@program_routes.post("/program/validate", summary="Validate a program zip without loading it (admin)",
+                     response_model=ValidationOut, responses=errors(400, 401, 403, 413, 422),
+                     openapi_extra=_ZIP_BODY)
+async def validate_program(request: Request, _admin: Admin) -> ValidationOut:
+    """Every problem at once: a 422 lists the errors, each located (file, definition, field, fix); a valid
+    program answers `valid: true` with its warnings."""
+    data = await _zip_body(request)
+
+    def check() -> ValidationOut:
+        with tempfile.TemporaryDirectory(prefix="kazi-validate-") as tmp:
+            problems = inspect_tasks(unpack_program(data, Path(tmp)))
+        errs = [p for p in problems if p.severity == "error"]
+        if errs:
+            raise ProgramError(f"the program has {len(errs)} error(s)", problems)
+        return ValidationOut(valid=True, warnings=_problem_dicts(problems))
+
+    return await run_in_threadpool(check)
+
+
+@program_routes.post("/program", summary="Upload and load a program zip (admin)", response_model=ProgramOut,
+                     responses=errors(400, 401, 403, 413, 422), openapi_extra=_ZIP_BODY)
+async def upload_program(request: Request, _admin: Admin, c: Ctx) -> ProgramOut:
+    """Validates, loads and starts using the program (every user's tasks are recomputed). With any error,
+    a 422 lists them all and the previous program keeps running."""
+    data = await _zip_body(request)
+
+    def load() -> ProgramOut:
+        # The service keeps the program's files in the store, so the upload only needs a scratch folder.
+        with tempfile.TemporaryDirectory(prefix="kazi-upload-") as tmp:
+            c.service.load_program(unpack_program(data, Path(tmp)))
+        return _program_out(c)
+
+    return await run_in_threadpool(load)
+
+
+@program_routes.get("/program/errors", summary="Recent errors of the program's task code (admin)",
+                    responses={200: {"description": "the newest errors, oldest first"}, **errors(401, 403)})
+def program_errors(_admin: Admin, c: Ctx) -> list[dict[str, Any]]:
+    """A callback that throws, runs too long or eats memory never stops the service: its errors land here."""
+    return c.service.errors()
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: users
+
+
+user_routes = APIRouter(prefix=API, tags=["users"])
+
+
+@user_routes.get("/users", summary="List accounts (admin)", response_model=list[UserOut],
+                 responses=errors(401, 403))
+def list_users(_admin: Admin, c: Ctx) -> list[UserOut]:
+    return [c.user_out(u) for u in c.store.users.list_all()]
+
+
+@user_routes.post("/users", summary="Create an account (admin)", status_code=201, response_model=UserOut,
+                  responses=errors(401, 403, 422))
+def create_user(body: UserCreate, _admin: Admin, c: Ctx) -> UserOut:
+    """Roles are checked against the loaded program's; the place and contact must be stored contacts."""
+    user = c.store.users.create(body.username, password=body.password, roles=body.roles,
+                                facility_id=body.facility_id, contact_id=body.contact_id, timezone=body.timezone,
+                                national=body.national, known_roles=c.known_roles())
+    return c.user_out(user)
+
+
+@user_routes.get("/users/{username}", summary="One account (admin)", response_model=UserOut,
+                 responses=errors(401, 403, 404))
+def get_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
+    return c.user_out(c.store.users.get(username))
+
+
+@user_routes.patch("/users/{username}", summary="Change an account (admin)", response_model=UserOut,
+                   responses=errors(401, 403, 404, 422))
+def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserOut:
+    """Only the fields sent change (`null` clears facility_id, contact_id or timezone)."""
+    given = body.model_fields_set
+    changes: dict[str, Any] = {name: getattr(body, name) for name in given}
+    if not changes:
+        raise ApiError(422, "nothing to change: send at least one field")
+    user = c.store.users.update(
+        username, known_roles=c.known_roles(),
+        **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
+                                                          "timezone", "national", "disabled")})
+    c.auth.forget(username)
+    return c.user_out(user)
+
+
+@user_routes.post("/users/{username}/disable", summary="Disable an account (admin)", response_model=UserOut,
+                  responses=errors(401, 403, 404))
+def disable_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
+    """The password, tokens and sessions stop working at once; the account's data stays."""
+    user = c.store.users.disable(username)
+    c.auth.forget(username)
+    return c.user_out(user)
+
+
+@user_routes.post("/users/{username}/tokens", summary="Issue a token for scripts (admin); shown only here",
+                  status_code=201, response_model=TokenOut, responses=errors(401, 403, 404))
+def create_token(username: str, _admin: Admin, c: Ctx, label: Annotated[str, Query(max_length=200)] = "") -> TokenOut:
+    """Send it as `Authorization: Bearer <token>`; `kazi users revoke-token ID` ends it."""
+    token, info = c.store.users.create_token(username, label)
+    return TokenOut(token=token, id=info.id, username=info.username, label=info.label, created_at=info.created_at)
+
+
+@user_routes.post("/users/{username}/enable", summary="Enable a disabled account (admin)",
+                  response_model=UserOut, responses=errors(401, 403, 404))
+def enable_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
+    return c.user_out(c.store.users.enable(username))
+
+
+# --------------------------------------------------------------------------------------------------------
+# routes: outside the API
+
+
+meta_routes = APIRouter(tags=["server"])
+
+
+@meta_routes.get("/healthz", summary="Liveness (no authentication)", response_model=Health)
+def health(c: Ctx) -> Health:
+    return Health(status="ok", program_loaded=c.service.program() is not None)
+
+
+@meta_routes.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+# --------------------------------------------------------------------------------------------------------
+# the factory
+
+
+def create_app(
+    store_url: str | None = None, *, now: int | None = None, service: TaskService | None = None,
+    store: Store | None = None, program_dir: Path | None = None,
+    workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
+) -> FastAPI:
+    """The API application.
+
+    ``store_url`` opens a store (default: the embedded SQLite file) unless ``store`` or ``service`` gives one;
+    ``now`` (epoch ms) freezes the server's clock (tests, demos, replaying a past day); ``program_dir`` loads
+    a program before serving; ``background_interval_s`` runs the recompute worker while the app is up (what
+    ``kazi serve`` does; tests drive the service themselves). The app closes only a store it opened.
+    """
+    owns_store = False
+    if store is None and service is not None:
+        found = getattr(service, "store", None)
+        if not isinstance(found, Store):
+            raise TypeError("create_app(service=...) needs store= too: the service does not expose its store")
+        store = found
+    if store is None:
+        store = open_store(store_url)
+        owns_store = True
+    owns_service = service is None
+    if service is None:
+        clock: Callable[[], int] | None = (lambda: now) if now is not None else None
+        service = TaskService(store, clock=clock, workers=workers)
+    if program_dir is not None:
+        service.load_program(Path(program_dir))
+    auth = Authenticator(store) if basic_ttl_s is None else Authenticator(store, basic_ttl_s=basic_ttl_s)
+    ctx = ApiContext(store=store, service=service, auth=auth)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = BackgroundWorker(ctx.service, background_interval_s) if background_interval_s else None
+        if worker is not None:
+            worker.start()
+        ctx.worker = worker
+        try:
+            yield
+        finally:
+            ctx.worker = None
+            if worker is not None:
+                worker.stop()
+            if owns_service:
+                ctx.service.close()
+            if owns_store:
+                ctx.store.close()
+
+    app = FastAPI(
+        title="Kazi", version="1", lifespan=lifespan,
+        summary="CHT-compatible tasks for every user, offline CHWs and online supervisors alike",
+        description="Authenticate with HTTP Basic, a bearer token (`kazi users token NAME`) or the session "
+                    "cookie `POST /api/v1/login` sets. Every call is confined to the caller's place: what is "
+                    "outside it is a 404. Errors are `{\"error\": {\"status\", \"message\", \"field\"?, "
+                    "\"problems\"?}}`. Guide with curl examples: docs/api.md.",
+    )
+    app.state.kazi = ctx
+    _install_error_handlers(app)
+    for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes):
+        app.include_router(router)
+    return app

@@ -1,0 +1,601 @@
+"""The task service: every user's task documents kept up to date on the server, offline CHW and online
+supervisor alike.
+
+CHT computes tasks on each offline device from its local data; Kazi computes them here, for every user with
+roles, from the documents in the store, with the same engine. The service is the only writer of task
+documents. It works from the store's change log:
+
+* a document change makes its subjects dirty (the change log holds the subjects before *and* after the
+  write, so a report re-addressed to another client dirties both); the users it affects are those whose
+  place is above a dirty subject (now, or before: a moved contact's old lineage), those holding task
+  documents for a dirty subject (they may lose it), and those who see everything. Each affected user gets an
+  incremental round over the dirty containers only (:func:`kazi.engine.engine.compute` with ``subjects``),
+  whose result equals a full recompute for those containers;
+* a moved place dirties every contact below it (they change scope for the users of its old and new place);
+* a program change, a change to the account (roles, place, contact, zone) and a change to a document the
+  ``user`` global is built from (the user's contact and its lineage, so also a move of the user's place)
+  recompute the user in full: they change what every container of the user emits;
+* at each user's local midnight, open task documents advance (Draft -> Ready, Ready -> Failed). By default
+  the user is then recomputed in full (``full_recompute_days = 1``): emissions may depend on the date (an
+  age, the 180-day timeliness horizon), and only a full round catches those; CHT does it weekly (a
+  contact's results expire after seven days), which ``full_recompute_days = 7`` reproduces.
+
+What a round processed is remembered in the store (the last change sequence, and per user the program
+version, an account fingerprint and the local day): a restarted service resumes where it stopped. Rounds
+are idempotent, so a crash between writing task documents and remembering the sequence only repeats work.
+
+Program code errors (a callback that throws, runs too long or eats memory) never stop the service: they are
+collected per container (``collect_errors=True``), logged, and kept in :meth:`TaskService.errors` for admins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kazi.engine import dates, taskdocs
+from kazi.engine.containers import contact_subject_ids, is_contact
+from kazi.engine.engine import Result, compute
+from kazi.errors import ConfigCodeError, Problem, ProgramError
+from kazi.program import loader
+from kazi.program.loader import Program, inspect_tasks, load_program
+from kazi.store import Change, Store, StoredUser, scope_of
+from kazi.store import tracking as tr
+
+log = logging.getLogger("kazi.service")
+
+#: the zone of users who have none (their local midnight and due dates are computed there)
+DEFAULT_TZ = "UTC"
+#: a user is recomputed in full at the first local midnight this many days after the last full recompute.
+#: 1 (every midnight) keeps results identical to a full recompute even for emissions that depend on the date
+#: (ages, "born in the last 56 days", the 180-day timeliness horizon); 7 is what CHT does (a contact's
+#: results expire after a week) and leaves the other midnights to the cheap temporal update.
+FULL_RECOMPUTE_DAYS = 1
+#: change-log entries read per query
+CHANGES_PAGE = 5000
+#: change-log entries one round takes on at most (a large import is worked off in several bounded rounds)
+CHANGES_PER_ROUND = 50_000
+#: refresh_user leaves the user to the background worker when more changes than this are pending
+REFRESH_MAX_PENDING = 2000
+#: errors of program code kept for admins (the newest)
+MAX_ERRORS = 200
+#: how long refresh_user waits for a round in progress before leaving the user to the background worker
+REFRESH_WAIT_S = 2.0
+_OPEN_STATES = (taskdocs.READY, taskdocs.DRAFT)
+
+# One computation at a time per process: two services (the API's and the background worker's) computing the
+# same user at once would both create task documents for a new emission.
+_COMPUTE_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    """The active program version: what an admin sees."""
+
+    version: int
+    loaded_at: int  # epoch ms
+    warnings: list[dict[str, Any]]
+    kind: str  # "js" | "python"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "loaded_at": self.loaded_at, "warnings": self.warnings, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a user's Tasks tab: ``total`` matching tasks, ``items`` the task docs of this page (each
+    with its emission's id as ``emission_id``)."""
+
+    total: int
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    version: int
+    program: Program
+    info: ProgramInfo
+    folder: tempfile.TemporaryDirectory[str]
+    parallel: Any = None  # a kazi.workers.ParallelEmissionSource, opened on the first full recompute
+
+
+@dataclass
+class _Dirty:
+    """What a batch of changes made dirty."""
+
+    subjects: set[str] = field(default_factory=set)
+    doc_ids: set[str] = field(default_factory=set)
+    places: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.subjects or self.doc_ids)
+
+
+class TaskService:
+    """Computes and serves every user's tasks from one store (see the module docstring)."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], int] | None = None, workers: int = 0,
+                 default_tz: str = DEFAULT_TZ) -> None:
+        self.store = store
+        self.clock: Callable[[], int] = clock or (lambda: int(time.time() * 1000))
+        self.workers = workers
+        self.default_tz = default_tz
+        self._loaded: _Loaded | None = None
+        self._identity: dict[int, tuple[int, frozenset[str]]] = {}  # user id -> (updated_at, contact+lineage)
+        self._errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
+        self.full_recompute_days = FULL_RECOMPUTE_DAYS
+
+    # ----------------------------------------------------------------------------------------------------
+    # programs
+
+    def load_program(self, program_dir: Path) -> ProgramInfo:
+        """Validate a program folder and make it the active version (stored with its files).
+
+        Errors block the load: :class:`ProgramError` lists every one and the previous program keeps running.
+        The next :meth:`process_changes` recomputes every user in full with the new version.
+        """
+        root = Path(program_dir)
+        if not root.is_dir():
+            raise ProgramError(f"{root}: not a folder")
+        problems = inspect_tasks(root)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ProgramError(f"{root}: the program has {len(errors)} error(s); the previous program stays",
+                               errors)
+        kind = "js" if (root / "tasks.js").is_file() else "python"
+        files = program_files(root, kind)
+        warnings = [p.to_dict() for p in problems if p.severity != "error"]
+        # what runs is rebuilt from what is stored: a file the collection missed shows here, not in production
+        folder, program = _materialize(files, None)
+        try:
+            version = tr.add_program(self.store, kind=kind, files=files, settings_override=None, warnings=warnings,
+                                     loaded_at=self.clock())
+        except BaseException:
+            folder.cleanup()
+            raise
+        self._activate(version, program, folder, warnings)
+        log.info("program version %d loaded from %s (%d files, %d warnings)", version, root, len(files),
+                 len(warnings))
+        assert self._loaded is not None
+        return self._loaded.info
+
+    def import_settings(self, settings: dict[str, Any]) -> ProgramInfo:
+        """A new program version: the active program's files with these app settings over its own (roles,
+        permissions...: CHT's ``app_settings.json`` imported on its own). Needs a loaded program."""
+        current = tr.active_program(self.store)
+        if current is None:
+            raise ProgramError("load a program first (kazi program load DIR): settings apply to a program")
+        override = {**(current.settings_override or {}), **settings}
+        folder, program = _materialize(current.files, override)
+        try:
+            version = tr.add_program(self.store, kind=current.kind, files=current.files, settings_override=override,
+                                     warnings=current.warnings, loaded_at=self.clock())
+        except BaseException:
+            folder.cleanup()
+            raise
+        self._activate(version, program, folder, current.warnings)
+        assert self._loaded is not None
+        return self._loaded.info
+
+    def program_info(self) -> ProgramInfo | None:
+        """The active version (the store's, which another process may have changed)."""
+        loaded = self._current()
+        return loaded.info if loaded is not None else None
+
+    def program(self) -> Program | None:
+        loaded = self._current()
+        return loaded.program if loaded is not None else None
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The newest errors of program code (oldest first), for admins."""
+        return list(self._errors)
+
+    def close(self) -> None:
+        """Stop worker processes and remove the program's scratch folder."""
+        if self._loaded is not None:
+            _close_loaded(self._loaded)
+            self._loaded = None
+
+    def _activate(self, version: int, program: Program, folder: tempfile.TemporaryDirectory[str],
+                  warnings: list[dict[str, Any]]) -> None:
+        stored = tr.active_program(self.store)
+        loaded_at = stored.loaded_at if stored is not None and stored.version == version else self.clock()
+        old = self._loaded
+        self._loaded = _Loaded(version, program, ProgramInfo(version, loaded_at, warnings, program.kind), folder)
+        if old is not None:
+            _close_loaded(old)
+
+    def _current(self) -> _Loaded | None:
+        """The active program, rebuilt from the store when another process loaded a newer version."""
+        version = tr.active_program_version(self.store)
+        if version is None:
+            return None
+        if self._loaded is not None and self._loaded.version == version:
+            return self._loaded
+        stored = tr.active_program(self.store)
+        if stored is None:
+            return self._loaded
+        folder, program = _materialize(stored.files, stored.settings_override)
+        self._activate(stored.version, program, folder, stored.warnings)
+        return self._loaded
+
+    # ----------------------------------------------------------------------------------------------------
+    # computing
+
+    def process_changes(self) -> int:
+        """Recompute what pending changes (documents, users, program) made dirty, for every affected user.
+
+        Returns the number of user computations run (incremental or full); 0 when there was nothing to do.
+        """
+        with _COMPUTE_LOCK:
+            return self._process_changes()
+
+    def _process_changes(self) -> int:
+        loaded = self._current()
+        since = tr.get_state(self.store, tr.PROCESSED_SEQ)
+        changes = self._changes_since(since)
+        last = changes[-1].seq if changes else since
+        if loaded is None:  # nothing to compute with; a program load recomputes everyone anyway
+            if last != since:
+                tr.set_state(self.store, tr.PROCESSED_SEQ, last)
+            return 0
+        users = self.store.users.list_all()
+        states = tr.task_user_states(self.store)
+        for u in users:
+            if u.disabled and u.id in states:
+                tr.forget_task_user(self.store, u.id)  # re-enabled later: recomputed in full
+        active = [u for u in users if not u.disabled and u.roles]
+        full = {u.id for u in active if self._needs_full(u, states.get(u.id), loaded.version)}
+        dirty = self._dirty(changes)
+        count = 0
+        if dirty:
+            for u in active:
+                if u.id not in full and self._identity_ids(u) & dirty.doc_ids:
+                    full.add(u.id)  # the `user` global changed
+            holders = tr.task_holders(self.store, dirty.subjects)
+            for u in active:
+                if u.id in full:
+                    continue
+                if scope_of(u).everything or u.facility_id in dirty.places or u.settings_id in holders:
+                    self._incremental(loaded, u, dirty.subjects, states.get(u.id))
+                    count += 1
+        for u in active:
+            if u.id in full:
+                self._full(loaded, u)
+                count += 1
+        if last != since:
+            tr.set_state(self.store, tr.PROCESSED_SEQ, last)
+        return count
+
+    def refresh_user(self, user: StoredUser) -> None:
+        """Read-your-writes for one user: pending changes that affect them, then the temporal update at
+        ``clock()``. When a round is already running (the background worker's), waits up to
+        ``REFRESH_WAIT_S`` and otherwise leaves the user to it: an API call is never held up longer."""
+        if not _COMPUTE_LOCK.acquire(timeout=REFRESH_WAIT_S):
+            return
+        try:
+            loaded = self._current()
+            if loaded is None or user.disabled or not user.roles:
+                return
+            user = self.store.users.get_by_id(user.id)  # the account as stored now
+            state = tr.task_user_state(self.store, user.id)
+            if self._needs_full(user, state, loaded.version):
+                self._full(loaded, user)
+                return
+            pending = self._changes_since(tr.get_state(self.store, tr.PROCESSED_SEQ), REFRESH_MAX_PENDING + 1)
+            if len(pending) > REFRESH_MAX_PENDING:
+                return  # an import is being worked off: the background worker gets there
+            dirty = self._dirty(pending)
+            if dirty and self._identity_ids(user) & dirty.doc_ids:
+                self._full(loaded, user)
+            elif dirty:
+                self._incremental(loaded, user, dirty.subjects, state)
+            else:
+                self._temporal(user, state, force=True)
+        finally:
+            _COMPUTE_LOCK.release()
+
+    def recompute_all(self) -> None:
+        """Every user with roles in full (after a program change, or to check the incremental path)."""
+        with _COMPUTE_LOCK:
+            loaded = self._current()
+            since = tr.get_state(self.store, tr.PROCESSED_SEQ)
+            last = self.store.last_seq()
+            if loaded is not None:
+                for u in self.store.users.list_all(include_disabled=False):
+                    if u.roles:
+                        self._full(loaded, u)
+            if last > since:
+                tr.set_state(self.store, tr.PROCESSED_SEQ, last)
+
+    def advance_time(self) -> int:
+        """Temporal updates for the users whose local midnight passed since their last update (Draft -> Ready,
+        Ready -> Failed), or a full recompute when theirs is ``full_recompute_days`` old. Returns the task
+        documents written."""
+        with _COMPUTE_LOCK:
+            loaded = self._current()
+            if loaded is None:
+                return 0
+            states = tr.task_user_states(self.store)
+            written = 0
+            now = self.clock()
+            for u in self.store.users.list_all(include_disabled=False):
+                state = states.get(u.id)
+                if state is None or not u.roles:
+                    continue  # never computed: the next process_changes computes them in full
+                today = self._today(u, now)
+                last_full = date.fromisoformat(_local_day(state.full_at, self._tz(u)))
+                if (date.fromisoformat(today) - last_full).days >= self.full_recompute_days:
+                    written += self._full(loaded, u)
+                elif state.local_day != today:
+                    written += self._temporal(u, state, force=False)
+            return written
+
+    # -- one user
+
+    def _full(self, loaded: _Loaded, user: StoredUser) -> int:
+        now = self.clock()
+        tz = self._tz(user)
+        who = self.store.engine_user(user)
+        contacts, reports = self.store.docs_in_scope(user)
+        existing = self.store.task_docs(user)
+        source: Any = loaded.program
+        batch = 400
+        if self.workers > 1 and len(contacts) > 2000:
+            source = self._parallel(loaded)
+            batch = 2000
+        result = compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now, tz=tz,
+                         collect_errors=True, batch_size=batch)
+        self._store_result(user, result)
+        self._identity[user.id] = (user.updated_at, self._identity_of(user))
+        tr.save_task_user_state(self.store, tr.TaskUserState(user.id, loaded.version, _fingerprint(user),
+                                                             _local_day(now, tz), now))
+        return len(result.writes)
+
+    def _incremental(self, loaded: _Loaded, user: StoredUser, subjects: set[str],
+                     state: tr.TaskUserState | None) -> int:
+        now = self.clock()
+        tz = self._tz(user)
+        docs = self.store.docs_for_subjects(subjects, user=user)
+        wanted = set(subjects)
+        for d in docs:
+            if is_contact(d):
+                wanted.update(contact_subject_ids(d))
+        touched = self.store.task_docs(user, requesters=wanted)
+        # every other open doc gets the temporal update too (CHT's fetchTasksFor), so the user's list is
+        # current as of now and the local day can be remembered
+        others = [d for d in self.store.task_docs(user, states=_OPEN_STATES) if d.get("requester") not in wanted]
+        result = compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
+                         subjects=wanted, user=self.store.engine_user(user), now_ms=now, tz=tz, collect_errors=True)
+        self._store_result(user, result)
+        if state is not None:
+            tr.save_task_user_state(self.store, tr.TaskUserState(
+                user.id, state.program_version, state.fingerprint, _local_day(now, tz), state.full_at))
+        return len(result.writes)
+
+    def _temporal(self, user: StoredUser, state: tr.TaskUserState | None, *, force: bool) -> int:
+        now = self.clock()
+        tz = self._tz(user)
+        today = _local_day(now, tz)
+        if state is not None and state.local_day == today and not force:
+            return 0
+        _, writes = taskdocs.update_temporal_states(self.store.task_docs(user, states=_OPEN_STATES), now, tz)
+        if writes:
+            self.store.write_task_docs(writes)
+        if state is not None and state.local_day != today:
+            tr.save_task_user_state(self.store, tr.TaskUserState(
+                user.id, state.program_version, state.fingerprint, today, state.full_at))
+        return len(writes)
+
+    def _store_result(self, user: StoredUser, result: Result) -> None:
+        if result.writes:
+            self.store.write_task_docs(result.writes)
+        for err in result.errors:
+            self._record_error(user, err)
+
+    def _record_error(self, user: StoredUser, err: ConfigCodeError) -> None:
+        log.warning("program code error for user %s: %s", user.username, err)
+        entry = {k: v for k, v in err.__dict__.items() if v not in (None, "", {})}
+        entry.update(user=user.username, at=self.clock(), text=str(err))
+        self._errors.append(entry)
+
+    # -- dirty tracking
+
+    def _changes_since(self, since: int, limit: int = CHANGES_PER_ROUND) -> list[Change]:
+        out: list[Change] = []
+        while len(out) < limit:
+            page = self.store.changes_since(since, limit=min(CHANGES_PAGE, limit - len(out)))
+            out.extend(page)
+            if not page:
+                break
+            since = page[-1].seq
+        return out
+
+    def _dirty(self, changes: list[Change]) -> _Dirty:
+        dirty = _Dirty()
+        report_ids: list[str] = []
+        stored = tr.lineages(self.store, {c.id for c in changes if c.kind == "contact" and not c.deleted})
+        for c in changes:
+            dirty.subjects.update(c.subjects)
+            dirty.doc_ids.add(c.id)
+            if c.kind == "contact":
+                dirty.places.add(c.id)
+                dirty.places.update(c.lineage)  # its places before and after the write
+                # A moved place: everything below it changes scope for the users above (old and new place);
+                # its entry holds the old and new ancestors, so it differs from the stored lineage only then.
+                if not c.deleted and list(c.lineage) != stored.get(c.id, []):
+                    dirty.subjects.update(tr.descendants_subjects(self.store, c.id))
+            elif c.kind == "report":
+                report_ids.append(c.id)
+        if dirty:
+            dirty.places.update(tr.places_of_subjects(self.store, dirty.subjects))
+            dirty.places.update(tr.places_of_submitters(self.store, report_ids))
+        return dirty
+
+    def _needs_full(self, user: StoredUser, state: tr.TaskUserState | None, version: int) -> bool:
+        return state is None or state.program_version != version or state.fingerprint != _fingerprint(user)
+
+    def _identity_ids(self, user: StoredUser) -> frozenset[str]:
+        cached = self._identity.get(user.id)
+        if cached is not None and cached[0] == user.updated_at:
+            return cached[1]
+        ids = self._identity_of(user)
+        self._identity[user.id] = (user.updated_at, ids)
+        return ids
+
+    def _identity_of(self, user: StoredUser) -> frozenset[str]:
+        """The documents the ``user`` global is built from: the user's contact and its lineage."""
+        if not user.contact_id:
+            return frozenset()
+        return frozenset([user.contact_id, *self.store.lineage(user.contact_id)])
+
+    def _tz(self, user: StoredUser) -> str:
+        return user.timezone or self.default_tz
+
+    def _today(self, user: StoredUser, now: int) -> str:
+        return _local_day(now, self._tz(user))
+
+    def _parallel(self, loaded: _Loaded) -> Any:
+        if loaded.parallel is None:
+            from kazi.workers import ParallelEmissionSource
+
+            loaded.parallel = ParallelEmissionSource(loaded.program.path, self.workers)
+        return loaded.parallel
+
+    # ----------------------------------------------------------------------------------------------------
+    # reading
+
+    def tasks(self, user: StoredUser, *, overdue: bool | None = None, task_types: list[str] | None = None,
+              places: list[str] | None = None, limit: int = 100, offset: int = 0) -> TaskPage:
+        """The user's Tasks tab: Ready task docs, highest priority first, then by due date (reference 7.10).
+
+        ``overdue``: due today or earlier in the user's zone (CHT marks a task due today as overdue) or, when
+        false, due later; ``task_types``: the emission's title key or the definition name; ``places``: the
+        task's owner is at or below one of these places.
+        """
+        tz = self._tz(user)
+        docs = self.store.task_docs(user, states=[taskdocs.READY])
+        if overdue is not None:
+            today = _local_day(self.clock(), tz)
+            docs = [d for d in docs if _is_overdue(d, today) == overdue]
+        if task_types:
+            kinds = set(task_types)
+            docs = [d for d in docs if _task_type(d) & kinds]
+        if places:
+            under = tr.contact_ids_under(self.store, places)
+            docs = [d for d in docs if d.get("owner") in under]
+        ordered = taskdocs.sort_for_tasks_tab(docs, tz)
+        page = ordered[max(0, offset):max(0, offset) + max(0, limit)]
+        return TaskPage(total=len(ordered), items=[{**d, "emission_id": _emission(d).get("_id")} for d in page])
+
+
+# --------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def validate_program(program_dir: Path) -> list[Problem]:
+    """Every problem of a program folder (errors and warnings), without loading it."""
+    return inspect_tasks(Path(program_dir))
+
+
+def program_files(root: Path, kind: str) -> dict[str, str]:
+    """The files a program folder runs with, by relative path: ``tasks.js`` and the modules it requires
+    (``node_modules`` packages included) or every ``.py`` file, the settings, ``task-schedules.json``,
+    ``extension-libs/`` and ``translations/``. Nothing else is kept (``targets.js``, build output...)."""
+    files: dict[str, str] = {}
+    scratch: list[Problem] = []
+    if kind == "js":
+        settings = loader.read_settings(root, scratch)
+        spec = loader._js_spec(root, settings, loader.read_schedules(root, settings, scratch), scratch)
+        files.update(spec.files)
+    else:
+        for p in sorted(root.rglob("*.py")):
+            if "__pycache__" not in p.parts:
+                files[p.relative_to(root).as_posix()] = p.read_text(encoding="utf-8")
+    for name in (*loader.SETTINGS_FILES, "task-schedules.json"):
+        if (root / name).is_file():
+            files[name] = (root / name).read_text(encoding="utf-8")
+    for folder in ("extension-libs", "translations"):
+        base = root / folder
+        if base.is_dir():
+            for p in sorted(base.rglob("*")):
+                if p.is_file():
+                    files[p.relative_to(root).as_posix()] = p.read_text(encoding="utf-8")
+    return files
+
+
+def _materialize(files: dict[str, str], override: dict[str, Any] | None
+                 ) -> tuple[tempfile.TemporaryDirectory[str], Program]:
+    """Write stored files to a scratch folder and load them (worker processes load the same folder)."""
+    folder = tempfile.TemporaryDirectory(prefix="kazi-program-")
+    root = Path(folder.name)
+    try:
+        for rel, text in files.items():
+            path = (root / rel).resolve()
+            if not path.is_relative_to(root.resolve()):
+                raise ProgramError(f"stored program file {rel!r} leaves the program folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        if override is not None:
+            base: dict[str, Any] = loader.read_settings(root, [])
+            (root / "app_settings.json").write_text(orjson.dumps({**base, **override}).decode(), encoding="utf-8")
+        return folder, load_program(root)
+    except BaseException:
+        folder.cleanup()
+        raise
+
+
+def _close_loaded(loaded: _Loaded) -> None:
+    if loaded.parallel is not None:
+        loaded.parallel.close()
+    runtime = loaded.program._js_runtime
+    if runtime is not None:
+        close = getattr(runtime, "close", None)
+        if callable(close):
+            close()
+    loaded.folder.cleanup()
+
+
+def _local_day(now_ms: int, tz: str) -> str:
+    """The local ``YYYY-MM-DD`` of a valid instant."""
+    return dates.local_date_str(now_ms, tz) or ""
+
+
+def _fingerprint(user: StoredUser) -> str:
+    """What a user's tasks depend on besides documents and the program: a change means a full recompute."""
+    data = [user.username, sorted(user.roles), user.facility_id, user.contact_id, user.timezone, user.national]
+    return hashlib.sha256(orjson.dumps(data)).hexdigest()[:32]
+
+
+def _emission(doc: dict[str, Any]) -> dict[str, Any]:
+    emission = doc.get("emission")
+    return emission if isinstance(emission, dict) else {}
+
+
+def _is_overdue(doc: dict[str, Any], today: str) -> bool:
+    due = _emission(doc).get("dueDate")
+    return isinstance(due, str) and due[:10] <= today
+
+
+def _task_type(doc: dict[str, Any]) -> set[str]:
+    emission = _emission(doc)
+    out: set[str] = set()
+    title = emission.get("title")
+    if isinstance(title, str):
+        out.add(title)
+    eid = emission.get("_id")
+    if isinstance(eid, str) and "~" in eid:
+        name = eid.rsplit("~", 1)[1]
+        out.add(name)
+    return out
