@@ -316,16 +316,26 @@ def inspect_tasks(program_dir: Path) -> list[Problem]:
     return problems
 
 
-def load_program(program_dir: Path) -> Program:
-    """Load and validate a program folder; raise :class:`ProgramError` listing every error."""
+def check_program(program_dir: Path, *, consequence: str = "") -> list[Problem]:
+    """The warnings of a valid program folder; :class:`ProgramError` listing every error otherwise.
+
+    ``consequence`` completes the error message (e.g. "the previous program stays").
+    """
     root = Path(program_dir)
     if not root.is_dir():
         raise ProgramError(f"{root}: not a folder")
     problems = inspect_tasks(root)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        raise ProgramError(f"{root}: the program has {len(errors)} error(s)", errors)
-    warnings = [p for p in problems if p.severity != "error"]
+        tail = f"; {consequence}" if consequence else ""
+        raise ProgramError(f"{root}: the program has {len(errors)} error(s){tail}", errors)
+    return [p for p in problems if p.severity != "error"]
+
+
+def load_program(program_dir: Path) -> Program:
+    """Load and validate a program folder; raise :class:`ProgramError` listing every error."""
+    root = Path(program_dir)
+    warnings = check_program(root)
     scratch: list[Problem] = []
     settings = read_settings(root, scratch)
     schedules = read_schedules(root, settings, scratch)

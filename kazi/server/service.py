@@ -49,7 +49,7 @@ from kazi.engine.containers import contact_subject_ids, is_contact
 from kazi.engine.engine import Result, compute
 from kazi.errors import ConfigCodeError, Problem, ProgramError
 from kazi.program import loader
-from kazi.program.loader import Program, inspect_tasks, load_program
+from kazi.program.loader import Program, check_program, inspect_tasks, load_program
 from kazi.store import Change, Store, StoredUser, scope_of
 from kazi.store import tracking as tr
 
@@ -146,16 +146,10 @@ class TaskService:
         The next :meth:`process_changes` recomputes every user in full with the new version.
         """
         root = Path(program_dir)
-        if not root.is_dir():
-            raise ProgramError(f"{root}: not a folder")
-        problems = inspect_tasks(root)
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise ProgramError(f"{root}: the program has {len(errors)} error(s); the previous program stays",
-                               errors)
+        problems = check_program(root, consequence="the previous program stays")
         kind = "js" if (root / "tasks.js").is_file() else "python"
         files = program_files(root, kind)
-        warnings = [p.to_dict() for p in problems if p.severity != "error"]
+        warnings = [p.to_dict() for p in problems]
         # what runs is rebuilt from what is stored: a file the collection missed shows here, not in production
         folder, program = _materialize(files, None)
         try:
