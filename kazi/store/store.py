@@ -12,9 +12,9 @@ means a system caller (workers, import, tests) and sees everything: API handlers
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 from argon2 import PasswordHasher
@@ -145,21 +145,7 @@ class Store:
         must be in the user's scope both as it was and as written.
         """
         items = list(batch)
-        prepared: list[Prepared] = []
-        problems: list[DocumentError] = []
-        first_at: dict[str, int] = {}
-        for i, doc in enumerate(items):
-            p = documents.prepare(doc, i)
-            if isinstance(p, list):
-                problems.extend(p)
-            elif p.id in first_at:
-                problems.append(DocumentError(f"_id repeated in the batch (first at #{first_at[p.id]})",
-                                              doc_id=p.id, field="_id", index=i))
-            else:
-                first_at[p.id] = i
-                prepared.append(p)
-        if problems:
-            raise DocumentBatchError(problems, len(items))
+        prepared = _prepare_batch(items, documents.prepare)
         if not prepared:
             return []
         with self._writer.begin() as conn:
@@ -303,21 +289,7 @@ class Store:
     def write_task_docs(self, batch: Iterable[object]) -> list[WriteResult]:
         """Write task documents (as the engine returns them in ``Result.writes``), all or none."""
         items = list(batch)
-        prepared: list[_PreparedTask] = []
-        problems: list[DocumentError] = []
-        first_at: dict[str, int] = {}
-        for i, doc in enumerate(items):
-            p = _prepare_task(doc, i)
-            if isinstance(p, DocumentError):
-                problems.append(p)
-            elif p.id in first_at:
-                problems.append(DocumentError(f"_id repeated in the batch (first at #{first_at[p.id]})",
-                                              doc_id=p.id, field="_id", index=i))
-            else:
-                first_at[p.id] = i
-                prepared.append(p)
-        if problems:
-            raise DocumentBatchError(problems, len(items))
+        prepared = _prepare_batch(items, _prepare_task)
         if not prepared:
             return []
         with self._writer.begin() as conn:
@@ -678,3 +650,34 @@ def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
+
+class _HasId(Protocol):
+    id: str
+
+
+_P = TypeVar("_P", bound=_HasId)
+
+
+def _prepare_batch(
+    items: list[object], prepare: Callable[[object, int], _P | DocumentError | list[DocumentError]],
+) -> list[_P]:
+    """Every item prepared, or :class:`DocumentBatchError` with every problem (repeated ids included):
+    a batch is checked whole before anything is written."""
+    prepared: list[_P] = []
+    problems: list[DocumentError] = []
+    first_at: dict[str, int] = {}
+    for i, doc in enumerate(items):
+        p = prepare(doc, i)
+        if isinstance(p, DocumentError):
+            problems.append(p)
+        elif isinstance(p, list):
+            problems.extend(p)
+        elif p.id in first_at:
+            problems.append(DocumentError(f"_id repeated in the batch (first at #{first_at[p.id]})",
+                                          doc_id=p.id, field="_id", index=i))
+        else:
+            first_at[p.id] = i
+            prepared.append(p)
+    if problems:
+        raise DocumentBatchError(problems, len(items))
+    return prepared
