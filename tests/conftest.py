@@ -255,13 +255,13 @@ def store(store_url: str) -> Iterator[Store]:
         s.close()
 
 
-@pytest.fixture
-def make_store(store_url: str) -> Iterator[Callable[[], Store]]:
-    """Open more stores on the same database (another process would; all closed at teardown)."""
+@contextlib.contextmanager
+def _store_opener(open_one: Callable[[], Store]) -> Iterator[Callable[[], Store]]:
+    """A function that opens one more store each call; every store it opened is closed on exit."""
     opened: list[Store] = []
 
     def make() -> Store:
-        opened.append(open_test_store(store_url))
+        opened.append(open_one())
         return opened[-1]
 
     try:
@@ -269,6 +269,19 @@ def make_store(store_url: str) -> Iterator[Callable[[], Store]]:
     finally:
         for s in opened:
             s.close()
+
+
+@pytest.fixture
+def make_store(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Open more stores on the same database (another process would; all closed at teardown)."""
+    with _store_opener(lambda: open_test_store(store_url)) as make:
+        yield make
+
+
+@pytest.fixture
+def store_opener() -> Callable[[Callable[[], Store]], contextlib.AbstractContextManager[Callable[[], Store]]]:
+    """For modules that open stores their own way: ``with store_opener(open_one) as make: ...``."""
+    return _store_opener
 
 
 def _person(pid: str, parent_chain: list[str], **extra: object) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from alembic import command
@@ -18,19 +19,10 @@ from kazi.store.schema import counters, metadata
 
 
 @pytest.fixture
-def make_store(empty_url: str) -> Iterator[Callable[[], Store]]:
+def make_store(empty_url: str, store_opener: Any) -> Iterator[Callable[[], Store]]:
     """Stores opened on an empty database (this module is about what opening does to it)."""
-    opened: list[Store] = []
-
-    def make() -> Store:
-        opened.append(open_store(empty_url))
-        return opened[-1]
-
-    try:
+    with store_opener(lambda: open_store(empty_url)) as make:
         yield make
-    finally:
-        for s in opened:
-            s.close()
 
 
 def test_migrates_an_empty_database_to_the_schema(empty_url: str, make_store: Callable[[], Store]) -> None:
