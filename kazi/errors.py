@@ -27,10 +27,13 @@ class Problem:
     field: str | None = None
     hint: str = ""
     conflicts_with: str | None = None
+    form: str | None = None  # a form's id: problems of forms/<id>.json, and task actions naming a form
 
     def location(self) -> str:
-        """`file: definition 2 ("anc.visit"), field events[1].id` style location."""
+        """`file: definition 2 ("anc.visit"), field events[1].id` style location (`form "x"` for forms)."""
         parts = [self.file]
+        if self.form is not None and self.definition_index is None:
+            parts.append(f'form "{self.form}"')
         if self.definition_index is not None:
             name = f' ("{self.definition_name}")' if self.definition_name else ""
             parts.append(f"definition {self.definition_index}{name}")
@@ -157,3 +160,8 @@ class UserError(KaziError):
 
 class StoreError(KaziError):
     """The database cannot be used: unsupported URL, unreachable server, or a schema this Kazi does not know."""
+
+
+class TaskDocsChangedError(KaziError):
+    """A user's task documents changed between a computation's read and its write: another process computed
+    the same user meanwhile. The computation is repeated from what is stored now (never shown to clients)."""

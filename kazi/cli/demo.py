@@ -96,6 +96,7 @@ def load_demo(store: Store, service: TaskService, population: Population) -> lis
     docs = [*population.contacts, *population.reports]
     for start in range(0, len(docs), LOAD_BATCH):
         store.write_docs(docs[start:start + LOAD_BATCH])
+    store.analyze()
     service.load_program(PROGRAM_DIR)
     program = service.program()
     known = list(program.roles) if program is not None else None
@@ -140,7 +141,8 @@ def serve_demo(args: argparse.Namespace) -> int:
               "and computing every user's tasks ...", flush=True)
         users = load_demo(store, service, population)
         base = f"http://{args.host}:{args.port}"
-        print(f"\nKazi is serving the demo at {base} (API documentation: {base}/docs). Demo users:\n")
+        print(f"\nKazi is serving the demo at {base}: open it in a browser for the Tasks app (API documentation: "
+              f"{base}/docs). Demo users:\n")
         print(f"  {'username':<28} {'password':<14} {'roles':<18} {'mode':<8} tasks ready")
         for u in users:
             account = store.users.get(u.username)

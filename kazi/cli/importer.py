@@ -208,5 +208,7 @@ def run(args: argparse.Namespace) -> int:
         for doc in content:
             importer.add(doc)
         importer.flush()
+        if importer.stored:
+            store.analyze()  # the planner's statistics, for the store as it now is
     print(importer.summary())
     return 1 if importer.skipped["refused batch"] else 0

@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "kazi.cli.program",
     "kazi.cli.importer",
     "kazi.cli.serve",
+    "kazi.cli.worker",
 ]
 
 

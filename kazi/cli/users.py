@@ -1,7 +1,9 @@
 """``kazi users``: create, list, update, disable and enable accounts, and issue tokens for scripts.
 
 The contract (issue "Kazi server"): ``kazi users add NAME --password P --roles r1,r2 --place PLACE_ID
-[--contact CONTACT_ID] [--tz IANA]``, every command with ``--db URL`` (default: the embedded SQLite file).
+[--contact CONTACT_ID] [--tz IANA] [--locale ny]``, every command with ``--db URL`` (default: the embedded
+SQLite file). ``--locale`` is the web app's language (issue 4); ``update --locale ''`` clears it, so the
+program's default applies.
 Without ``--password`` the password is asked for on the terminal, so it need not appear in the shell history.
 Validation errors name the field (``kazi: roles: at least one role is needed``) and exit 1.
 """
@@ -39,6 +41,7 @@ def register(subparsers: Any) -> None:
     add.add_argument("--contact", dest="contact_id", help="the user's own person (contact_id), within the place")
     add.add_argument("--tz", dest="timezone", help="IANA time zone, e.g. Africa/Blantyre")
     add.add_argument("--national", action="store_true", help="sees every place (national level)")
+    add.add_argument("--locale", help="the web app's language, e.g. en, ny, pt-BR (default: the program's)")
     add.set_defaults(func=_add)
 
     ls = with_db(sub.add_parser("list", help="list users"))
@@ -54,6 +57,7 @@ def register(subparsers: Any) -> None:
     upd.add_argument("--contact", dest="contact_id")
     upd.add_argument("--tz", dest="timezone")
     upd.add_argument("--national", choices=("yes", "no"))
+    upd.add_argument("--locale", help="the web app's language ('' = the program's default)")
     upd.set_defaults(func=_update)
 
     for action, func, text in (("disable", _disable, "refuse the user's password and tokens"),
@@ -86,14 +90,15 @@ def _show(user: StoredUser) -> str:
     flags = [f for f, on in (("national", user.national), ("disabled", user.disabled)) if on]
     extra = f" [{', '.join(flags)}]" if flags else ""
     return (f"{user.username}: roles {','.join(user.roles)}; place {place}; contact {user.contact_id or '-'}; "
-            f"zone {user.timezone or '-'}{extra}")
+            f"zone {user.timezone or '-'}; locale {user.locale or '-'}{extra}")
 
 
 def _add(args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else _ask_password()
     with open_store(args.db) as store:
         user = store.users.create(args.name, password=password, roles=args.roles, facility_id=args.facility_id,
-                                  contact_id=args.contact_id, timezone=args.timezone, national=args.national)
+                                  contact_id=args.contact_id, timezone=args.timezone, national=args.national,
+                                  locale=args.locale)
     print(f"created {_show(user)}")
     return 0
 
@@ -120,8 +125,11 @@ def _update(args: argparse.Namespace) -> int:
         changes["password"] = _ask_password()
     if args.national is not None:
         changes["national"] = args.national == "yes"
+    if args.locale is not None:
+        changes["locale"] = args.locale or None
     if not changes:
-        raise UserError("nothing to change: give --roles, --place, --contact, --tz, --password or --national")
+        raise UserError("nothing to change: give --roles, --place, --contact, --tz, --locale, --password or "
+                        "--national")
     with open_store(args.db) as store:
         user = store.users.update(args.name, **{k: changes.get(k, UNSET) for k in changes})
     print(f"updated {_show(user)}")

@@ -21,6 +21,7 @@ Public API:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -735,6 +736,13 @@ def _sort_date(value: Any, tz: str | None) -> float:
         return float(value)
     if not isinstance(value, str):
         return math.nan
+    return _date_string_ms(value, tz)
+
+
+@functools.lru_cache(maxsize=8192)
+def _date_string_ms(value: str, tz: str | None) -> float:
+    """A due date string as epoch ms. Cached: a list of hundreds of tasks shares a few dozen due dates, and
+    converting local time in a zone is the costliest step of sorting a Tasks tab."""
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)

@@ -5,6 +5,11 @@ or ``tasks.py``, plus ``app_settings.json`` / ``base_settings.json`` / ``setting
 permissions), ``task-schedules.json`` and ``extension-libs/``. Requires are resolved here, once,
 statically, as cht-conf's bundler does; V8 then only sees a closed set of files, which is also what
 keeps program code away from the file system.
+
+For the web app a program may also carry ``forms/<id>.json`` (Kazi's form format, :mod:`kazi.program.forms`)
+and ``translations/messages-<locale>.properties`` (:mod:`kazi.program.translations`); both are validated
+with the tasks, and a program with a ``forms/`` folder gets a warning for each task action whose form is not
+there.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from kazi.errors import ConfigCodeError, Problem, ProgramError
+from kazi.program import forms as kforms
 from kazi.program import shape as shapes
+from kazi.program import translations as ktr
 from kazi.program.js.runtime import JsProgramSpec, JsRuntime
 
 SETTINGS_FILES = ("app_settings.json", "base_settings.json", "settings.json")
@@ -45,6 +52,14 @@ class Program:
     js_spec: JsProgramSpec | None = None
     python_source: Any = None  # EmissionSource for tasks.py programs
     _js_runtime: JsRuntime | None = None
+    forms: dict[str, kforms.Form] = field(default_factory=dict)  # by form id (forms/<id>.json)
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)  # locale -> key -> text
+
+    @property
+    def default_locale(self) -> str:
+        """``app_settings.locale`` (CHT's default language), else ``en``."""
+        locale = self.settings.get("locale")
+        return locale if isinstance(locale, str) and ktr.is_locale(locale) else ktr.DEFAULT_LOCALE
 
     @property
     def roles(self) -> dict[str, Any]:
@@ -78,7 +93,7 @@ class Program:
     def fresh_copy(self) -> Program:
         """A copy with its own JS runtime (for another thread or process)."""
         return Program(self.path, self.kind, self.settings, self.schedules, self.warnings, self.js_spec,
-                       self.python_source)
+                       self.python_source, forms=self.forms, translations=self.translations)
 
 
 class _JsSource:
@@ -143,6 +158,54 @@ def read_schedules(root: Path, settings: dict[str, Any], problems: list[Problem]
     if isinstance(tasks, dict) and isinstance(tasks.get("schedules"), list):
         return list(tasks["schedules"])
     return []
+
+
+def form_paths(root: Path) -> list[Path]:
+    """The program's form files: ``forms/*.json`` (CHT's ``forms/app/*.xml`` sub-folders are not Kazi's)."""
+    base = root / kforms.FORMS_DIR
+    return sorted(p for p in base.glob("*.json") if p.is_file()) if base.is_dir() else []
+
+
+def read_forms(root: Path, problems: list[Problem]) -> dict[str, kforms.Form]:
+    """Every valid form of the folder by id; the problems of the others are added to ``problems``."""
+    out: dict[str, kforms.Form] = {}
+    for path in form_paths(root):
+        before = len(problems)
+        data = _read_json(path, problems, root)
+        for p in problems[before:]:
+            p.form = path.stem
+        if data is None and len(problems) > before:
+            continue
+        form, found = kforms.parse_form(data, path.stem, _rel(path, root))
+        problems.extend(found)
+        if form is not None:
+            out[form.id] = form
+    return out
+
+
+def translation_paths(root: Path) -> list[Path]:
+    base = root / ktr.TRANSLATIONS_DIR
+    return sorted(p for p in base.glob("messages-*.properties") if p.is_file()) if base.is_dir() else []
+
+
+def read_translations(root: Path, problems: list[Problem]) -> dict[str, dict[str, str]]:
+    """Messages by locale, from ``translations/messages-<locale>.properties``."""
+    out: dict[str, dict[str, str]] = {}
+    for path in translation_paths(root):
+        locale = ktr.locale_of_file(path.name)
+        if locale is None or not ktr.is_locale(locale):
+            problems.append(Problem("warning", _rel(path, root), f"{locale!r} is not a locale name such as en, "
+                                    "ny or pt-BR: the file is not used", rule="translations: messages-<locale>",
+                                    hint="name the file messages-<locale>.properties"))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem("error", _rel(path, root), f"cannot read: {exc}", rule="file",
+                                    hint="save the file as UTF-8"))
+            continue
+        out[locale] = ktr.parse_properties(text)
+    return out
 
 
 def read_extension_libs(root: Path, problems: list[Problem]) -> dict[str, str]:
@@ -295,24 +358,33 @@ def inspect_tasks(program_dir: Path) -> list[Problem]:
     problems: list[Problem] = []
     settings = read_settings(root, problems)
     schedules = read_schedules(root, settings, problems)
+    shape: Any = None
+    tasks_file = "tasks.js"
     if (root / "tasks.js").is_file():
         spec = _js_spec(root, settings, schedules, problems)
         shape, errs = _describe_js(spec)
         problems.extend(errs)
         if shape is not None:
-            problems.extend(validate_tasks(shape, "tasks.js"))
+            problems.extend(validate_tasks(shape, tasks_file))
     elif (root / "tasks.py").is_file():
         from kazi.program.python import load_python_program
 
+        tasks_file = "tasks.py"
         try:
             py = load_python_program(root)
         except ProgramError as exc:
             problems.extend(exc.problems or [Problem("error", "tasks.py", str(exc), rule="file")])
         else:
-            problems.extend(validate_tasks(shapes.from_python(py.definitions), "tasks.py"))
+            shape = shapes.from_python(py.definitions)
+            problems.extend(validate_tasks(shape, tasks_file))
     else:
         problems.append(Problem("error", str(root), "no tasks.js or tasks.py in the program folder",
                                 rule="file", hint="point Kazi at a cht-conf project folder"))
+    read_forms(root, problems)
+    read_translations(root, problems)
+    if shape is not None and (root / kforms.FORMS_DIR).is_dir():
+        # only programs that carry Kazi forms are told which task forms the web app cannot open
+        problems.extend(kforms.action_form_problems(shape, [p.stem for p in form_paths(root)], tasks_file))
     return problems
 
 
@@ -339,11 +411,12 @@ def load_program(program_dir: Path) -> Program:
     scratch: list[Problem] = []
     settings = read_settings(root, scratch)
     schedules = read_schedules(root, settings, scratch)
+    extras: dict[str, Any] = {"forms": read_forms(root, scratch), "translations": read_translations(root, scratch)}
     if (root / "tasks.js").is_file():
         spec = _js_spec(root, settings, schedules, scratch)
-        return Program(root, "js", settings, schedules, warnings, js_spec=spec)
+        return Program(root, "js", settings, schedules, warnings, js_spec=spec, **extras)
     from kazi.program.python import load_python_program
 
     py = load_python_program(root)
-    return Program(root, "python", settings, schedules, warnings, python_source=py.emission_source(settings,
-                                                                                                     schedules))
+    return Program(root, "python", settings, schedules, warnings,
+                   python_source=py.emission_source(settings, schedules), **extras)

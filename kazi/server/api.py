@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -35,10 +35,12 @@ from fastapi.security import APIKeyCookie, HTTPBasic, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from kazi import web
 from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFoundError, ProgramError, UserError
 from kazi.program.loader import inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
 from kazi.server.background import BackgroundWorker
+from kazi.server.pages import PageCache
 from kazi.server.schemas import (
     DocResult,
     DocsWritten,
@@ -48,6 +50,7 @@ from kazi.server.schemas import (
     LoginRequest,
     ProgramOut,
     TaskPageOut,
+    TaskState,
     TokenOut,
     UserCreate,
     UserOut,
@@ -55,6 +58,7 @@ from kazi.server.schemas import (
     ValidationOut,
 )
 from kazi.server.service import TaskService
+from kazi.server.views import task_items
 from kazi.store import UNSET, Store, StoredUser, is_offline, open_store
 
 log = logging.getLogger("kazi.server")
@@ -208,6 +212,7 @@ class ApiContext:
     service: TaskService
     auth: Authenticator
     worker: BackgroundWorker | None = None
+    pages: PageCache = field(default_factory=PageCache)  # rendered task pages (kazi.server.pages)
 
     def program_or_409(self) -> None:
         if self.service.program() is None:
@@ -325,9 +330,7 @@ def logout(c: Ctx, cookie: Annotated[str | None, Depends(cookie_scheme)]) -> Res
     return response
 
 
-@session_routes.get("/me", summary="The caller's account", response_model=UserOut, responses=errors(401))
-def me(user: Caller, c: Ctx) -> UserOut:
-    return c.user_out(user)
+# GET /api/v1/me, with what the web app needs (permissions, locale), is in kazi.server.app_api
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -381,14 +384,30 @@ def list_tasks(
                                                          "(repeatable)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> TaskPageOut:
+    state: Annotated[list[TaskState] | None, Query(description="Ready (default) and/or Draft (repeatable): the "
+                                                               "web app caches Draft tasks for offline midnights")
+                     ] = None,
+) -> Response:
     """Sorted as CHT's Tasks tab (numeric priority, higher first, then due date). Each item is the task
-    document (`_id`, `state`, `stateHistory`, `emission`, ...) plus `emission_id`. The caller's own writes
-    are included (their tasks are brought up to date first)."""
-    c.program_or_409()
-    c.service.refresh_user(user)
-    page = c.service.tasks(user, overdue=overdue, task_types=task_type, places=place, limit=limit, offset=offset)
-    return TaskPageOut(total=page.total, limit=limit, offset=offset, items=list(page.items))
+    document (`_id`, `state`, `stateHistory`, `emission`, ...) plus `emission_id`, `contact` (`_id`, `name`:
+    the task's owner) and `lineage` (the owner's ancestors within the caller's place, nearest first, each
+    `_id`, `name`, `contact_type`). The caller's own writes are included (their tasks are brought up to
+    date first). Pages are served from a cache while the caller's task documents are unchanged
+    (`kazi.server.pages`)."""
+    task_seq = c.service.refresh_user(user)
+    if task_seq is None:
+        c.program_or_409()
+    states = state or ["Ready"]
+    key = ("tasks", user.id, user.updated_at, c.service.local_day(user), task_seq, overdue,
+           tuple(task_type or ()), tuple(place or ()), tuple(states), limit, offset)
+    body = c.pages.get(key)
+    if body is None:
+        page = c.service.tasks(user, overdue=overdue, task_types=task_type, places=place, limit=limit,
+                               offset=offset, states=states)
+        out = TaskPageOut(total=page.total, limit=limit, offset=offset, items=task_items(c.store, user, page.items))
+        body = out.model_dump_json().encode()
+        c.pages.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @task_routes.get("/tasks/{task_id:path}", summary="One task document with its state history",
@@ -527,7 +546,7 @@ def create_user(body: UserCreate, _admin: Admin, c: Ctx) -> UserOut:
     """Roles are checked against the loaded program's; the place and contact must be stored contacts."""
     user = c.store.users.create(body.username, password=body.password, roles=body.roles,
                                 facility_id=body.facility_id, contact_id=body.contact_id, timezone=body.timezone,
-                                national=body.national, known_roles=c.known_roles())
+                                national=body.national, known_roles=c.known_roles(), locale=body.locale)
     return c.user_out(user)
 
 
@@ -540,7 +559,7 @@ def get_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
 @user_routes.patch("/users/{username}", summary="Change an account (admin)", response_model=UserOut,
                    responses=errors(401, 403, 404, 422))
 def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserOut:
-    """Only the fields sent change (`null` clears facility_id, contact_id or timezone)."""
+    """Only the fields sent change (`null` clears facility_id, contact_id, timezone or locale)."""
     given = body.model_fields_set
     changes: dict[str, Any] = {name: getattr(body, name) for name in given}
     if not changes:
@@ -548,7 +567,7 @@ def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserO
     user = c.store.users.update(
         username, known_roles=c.known_roles(),
         **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
-                                                          "timezone", "national", "disabled")})
+                                                          "timezone", "national", "disabled", "locale")})
     c.auth.forget(username)
     return c.user_out(user)
 
@@ -590,7 +609,7 @@ def health(c: Ctx) -> Health:
 
 @meta_routes.get("/", include_in_schema=False)
 def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
+    return RedirectResponse("/app/")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -606,8 +625,10 @@ def create_app(
 
     ``store_url`` opens a store (default: the embedded SQLite file) unless ``store`` or ``service`` gives one;
     ``now`` (epoch ms) freezes the server's clock (tests, demos, replaying a past day); ``program_dir`` loads
-    a program before serving; ``background_interval_s`` runs the recompute worker while the app is up (what
-    ``kazi serve`` does; tests drive the service themselves). The app closes only a store it opened.
+    a program before serving, as a new version only when its files differ from the active version's (a
+    restart with the same folder recomputes nothing); ``background_interval_s`` runs the recompute worker
+    while the app is up (what ``kazi serve`` does; tests drive the service themselves). The app closes only a
+    store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -623,13 +644,18 @@ def create_app(
         clock: Callable[[], int] | None = (lambda: now) if now is not None else None
         service = TaskService(store, clock=clock, workers=workers)
     if program_dir is not None:
-        service.load_program(Path(program_dir))
+        service.load_program(Path(program_dir), if_changed=True)
     auth = Authenticator(store) if basic_ttl_s is None else Authenticator(store, basic_ttl_s=basic_ttl_s)
     ctx = ApiContext(store=store, service=service, auth=auth)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = BackgroundWorker(ctx.service, background_interval_s) if background_interval_s else None
+        def maintenance() -> None:
+            ctx.auth.purge_sessions()
+            ctx.store.analyze()
+
+        worker = (BackgroundWorker(ctx.service, background_interval_s, maintenance=maintenance)
+                  if background_interval_s else None)
         if worker is not None:
             worker.start()
         ctx.worker = worker
@@ -654,6 +680,11 @@ def create_app(
     )
     app.state.kazi = ctx
     _install_error_handlers(app)
-    for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes):
+    from kazi.server.app_api import app_routers  # routes of the web app, built on this module's dependencies
+    from kazi.server.interactions_api import interaction_routes  # task interaction tracking (issue 5)
+
+    for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes,
+                   *app_routers, interaction_routes):
         app.include_router(router)
+    web.mount(app)  # the web app at /app/ (kazi/web)
     return app

@@ -13,7 +13,9 @@ session cookie (a browser must not keep a password, and JavaScript must not be a
   SameSite=Lax cookie. The session is therefore kept server-side in the database (it survives a restart,
   which matters to an offline-first app, and works with several server processes), it is unguessable (256
   random bits, stored hashed) and logging out revokes it for good. Sessions also expire after ``max_age_s``
-  (checked against the token's creation time, so a copied cookie does not live forever).
+  (checked against the token's creation time, so a copied cookie does not live forever). Expired and ended
+  sessions are deleted (:meth:`Authenticator.purge_sessions`): a user's own at each of their logins, everyone's
+  by the background worker once an hour, so the table holds live sessions only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 
 from kazi.errors import NotFoundError
 from kazi.store import Store, StoredUser
+from kazi.store.users import now_ms
 
 SESSION_COOKIE = "kazi_session"
 SESSION_LABEL = "web session"
@@ -110,7 +113,7 @@ class Authenticator:
         if user is None:
             raise AuthError("the session has ended: log in again")
         created = self._created_at(user.username, cookie)
-        if created is None or created + self.max_age_s * 1000 < int(time.time() * 1000):
+        if created is None or created + self.max_age_s * 1000 < now_ms():
             raise AuthError("the session has expired: log in again")
         return user
 
@@ -119,9 +122,18 @@ class Authenticator:
     def open_session(self, username: str, password: str) -> tuple[str, StoredUser, int]:
         """Log in: ``(cookie value, user, expiry in epoch ms)``."""
         user = self.password(username, password)
+        self.purge_sessions(user.username)  # one indexed delete: the user's own dead sessions
         token, info = self.store.users.create_token(user.username, SESSION_LABEL)
         self._remember_session(info.id, info.created_at)
         return token, user, info.created_at + self.max_age_s * 1000
+
+    def purge_sessions(self, username: str | None = None) -> int:
+        """Delete expired and ended (logged out) sessions, everyone's or one user's; returns how many."""
+        cutoff = now_ms() - self.max_age_s * 1000
+        purged = self.store.users.purge_tokens(SESSION_LABEL, created_before=cutoff, username=username)
+        with self._lock:
+            self._session_created = {k: c for k, c in self._session_created.items() if c >= cutoff}
+        return purged
 
     def close_session(self, cookie: str) -> None:
         """Log out: revoke the session's token (harmless when it is already revoked or malformed)."""

@@ -7,6 +7,14 @@ and loops: :meth:`~TaskService.process_changes`, then :meth:`~TaskService.advanc
 bounded time, then leaves the user to this thread). With ``workers > 1`` full recomputes spread emission
 over worker processes (:mod:`kazi.workers`), so both cores work on a program change.
 
+Several server processes may share one store (PostgreSQL): each runs a worker, but a round needs the store's
+worker lease (:mod:`kazi.store.lease`), so one worker computes and the others stand by, trying the lease at
+each interval. The lease goes with its holder's process or connection, so a standby takes over within an
+interval when the computing server stops or dies.
+
+Housekeeping that is not about tasks (``maintenance``: deleting expired sessions) runs in the holder's rounds
+at most once every ``maintenance_every_s``; one process doing it is enough for every process's store.
+
 A failing round (the database unreachable, a bug) is logged and retried after the interval: the thread
 only ends on :meth:`BackgroundWorker.stop`.
 """
@@ -15,23 +23,42 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from kazi.server.service import TaskService
 from kazi.store import Store, open_store
+from kazi.store.lease import WORKER_LEASE, open_lease
 
 log = logging.getLogger("kazi.background")
 
+#: how often the holder's rounds run ``maintenance`` (seconds)
+MAINTENANCE_EVERY_S = 3600.0
+
 
 class BackgroundWorker:
-    """``process_changes`` + ``advance_time`` in a loop on a daemon thread (``start`` / ``stop``)."""
+    """``process_changes`` + ``advance_time`` in a loop on a daemon thread (``start`` / ``stop``), while this
+    process holds the store's worker lease.
 
-    def __init__(self, service: TaskService, interval_s: float = 1.0) -> None:
+    ``rounds`` counts the rounds it computed, ``standby_rounds`` those it left to another holder; ``holding``
+    says whether it held the lease at its last round.
+    """
+
+    def __init__(self, service: TaskService, interval_s: float = 1.0, *,
+                 maintenance: Callable[[], object] | None = None,
+                 maintenance_every_s: float = MAINTENANCE_EVERY_S) -> None:
         self.interval_s = interval_s
+        self.maintenance = maintenance
+        self.maintenance_every_s = maintenance_every_s
         self._template = service
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_maintenance = 0.0  # monotonic time; the first held round does it
         self.rounds = 0
+        self.standby_rounds = 0
+        self.maintenance_runs = 0
+        self.holding = False
         self.last_error: str | None = None
         self.service: TaskService | None = None  # the thread's own service, while it runs
 
@@ -43,7 +70,7 @@ class BackgroundWorker:
         self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Ask the loop to end after the current round and wait for it."""
+        """Ask the loop to end after the current round and wait for it (the lease is given up)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -68,14 +95,20 @@ class BackgroundWorker:
 
     def _run(self) -> None:
         store, service = self._open()
+        lease = open_lease(store, WORKER_LEASE)
         self.service = service
         try:
             while not self._stop.is_set():
                 busy = 0
                 try:
-                    busy = service.process_changes()
-                    busy += service.advance_time()
-                    self.rounds += 1
+                    self.holding = lease.try_acquire()
+                    if self.holding:
+                        busy = service.process_changes()
+                        busy += service.advance_time()
+                        self.rounds += 1
+                        self._maintain()
+                    else:
+                        self.standby_rounds += 1
                     self.last_error = None
                 except Exception as exc:  # a round must never end the worker
                     self.last_error = f"{type(exc).__name__}: {exc}"
@@ -85,5 +118,14 @@ class BackgroundWorker:
                 self._wake.clear()
         finally:
             self.service = None
+            self.holding = False
+            lease.release()
             service.close()
             store.close()
+
+    def _maintain(self) -> None:
+        if self.maintenance is None or time.monotonic() < self._next_maintenance:
+            return
+        self._next_maintenance = time.monotonic() + self.maintenance_every_s
+        self.maintenance_runs += 1
+        self.maintenance()

@@ -7,10 +7,10 @@ documents. It works from the store's change log:
 
 * a document change makes its subjects dirty (the change log holds the subjects before *and* after the
   write, so a report re-addressed to another client dirties both); the users it affects are those whose
-  place is above a dirty subject (now, or before: a moved contact's old lineage), those holding task
-  documents for a dirty subject (they may lose it), and those who see everything. Each affected user gets an
-  incremental round over the dirty containers only (:func:`kazi.engine.engine.compute` with ``subjects``),
-  whose result equals a full recompute for those containers;
+  place is above a dirty subject (now, or before: a moved contact's old lineage) and those holding task
+  documents for a dirty subject (they may lose it). Each affected user gets an incremental round over the
+  dirty containers only (:func:`kazi.engine.engine.compute` with ``subjects``), whose result equals a full
+  recompute for those containers;
 * a moved place dirties every contact below it (they change scope for the users of its old and new place);
 * a program change, a change to the account (roles, place, contact, zone) and a change to a document the
   ``user`` global is built from (the user's contact and its lineage, so also a move of the user's place)
@@ -19,6 +19,11 @@ documents. It works from the store's change log:
   the user is then recomputed in full (``full_recompute_days = 1``): emissions may depend on the date (an
   age, the 180-day timeliness horizon), and only a full round catches those; CHT does it weekly (a
   contact's results expire after seven days), which ``full_recompute_days = 7`` reproduces.
+
+Tasks come from the user's place (:func:`task_scope`): the contacts under it and the reports about them,
+whatever else the user may read. Administrators and national users read everything, but their tasks too come
+from their place only, and a user without a place gets none, so an admin account does not make every round
+compute the whole deployment.
 
 What a round processed is remembered in the store (the last change sequence, and per user the program
 version, an account fingerprint and the local day): a restarted service resumes where it stopped. Rounds
@@ -36,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -47,10 +52,10 @@ import orjson
 from kazi.engine import dates, taskdocs
 from kazi.engine.containers import contact_subject_ids, is_contact
 from kazi.engine.engine import Result, compute
-from kazi.errors import ConfigCodeError, Problem, ProgramError
+from kazi.errors import ConfigCodeError, Problem, ProgramError, TaskDocsChangedError
 from kazi.program import loader
 from kazi.program.loader import Program, check_program, inspect_tasks, load_program
-from kazi.store import Change, Store, StoredUser, scope_of
+from kazi.store import NOTHING, Change, Scope, Store, StoredUser
 from kazi.store import tracking as tr
 
 log = logging.getLogger("kazi.service")
@@ -70,13 +75,43 @@ CHANGES_PER_ROUND = 50_000
 REFRESH_MAX_PENDING = 2000
 #: errors of program code kept for admins (the newest)
 MAX_ERRORS = 200
+#: computations of one user tried when another process keeps writing the same user's task documents
+MAX_COMPUTE_ATTEMPTS = 3
 #: how long refresh_user waits for a round in progress before leaving the user to the background worker
 REFRESH_WAIT_S = 2.0
 _OPEN_STATES = (taskdocs.READY, taskdocs.DRAFT)
 
-# One computation at a time per process: two services (the API's and the background worker's) computing the
-# same user at once would both create task documents for a new emission.
-_COMPUTE_LOCK = threading.RLock()
+# Two services of one process (the API's and the background worker's) must never compute the same user at
+# once: both would create task documents for a new emission. Each user has a lock of their own, so an API
+# call's read-your-writes only waits for that user's computation in a round, never for the whole round (a
+# report about a client is recomputed for ~6 users: the others are the worker's business). Rounds themselves
+# (process_changes, recompute_all, advance_time) run one at a time.
+_ROUND_LOCK = threading.RLock()
+
+
+class _UserLocks:
+    """One re-entrant lock per user id, made on first use (a few hundred users: never freed)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.RLock] = {}
+
+    def __call__(self, user_id: int) -> threading.RLock:
+        with self._guard:
+            lock = self._locks.get(user_id)
+            if lock is None:
+                lock = self._locks[user_id] = threading.RLock()
+            return lock
+
+
+_USER_LOCKS = _UserLocks()
+
+
+class _Unknown:
+    """The type of ``_UNKNOWN``: "not read yet", apart from ``None`` ("no program")."""
+
+
+_UNKNOWN = _Unknown()
 
 
 @dataclass(frozen=True)
@@ -133,22 +168,38 @@ class TaskService:
         self.default_tz = default_tz
         self._loaded: _Loaded | None = None
         self._identity: dict[int, tuple[int, frozenset[str]]] = {}  # user id -> (updated_at, contact+lineage)
+        # read-your-writes bookkeeping of this process: the last change each user was brought up to date with,
+        # and the digest of the pending changes ((processed seq, last seq) -> dirty, holders)
+        self._refreshed: dict[int, int] = {}
+        self._pending_cache: tuple[tuple[int, int], tuple[_Dirty, set[str]] | None] | None = None
         self._errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self.full_recompute_days = FULL_RECOMPUTE_DAYS
 
     # ----------------------------------------------------------------------------------------------------
     # programs
 
-    def load_program(self, program_dir: Path) -> ProgramInfo:
+    def load_program(self, program_dir: Path, *, if_changed: bool = False) -> ProgramInfo:
         """Validate a program folder and make it the active version (stored with its files).
 
         Errors block the load: :class:`ProgramError` lists every one and the previous program keeps running.
         The next :meth:`process_changes` recomputes every user in full with the new version.
+
+        ``if_changed``: when the folder holds exactly the active version's files (and no imported settings lie
+        over them), keep that version: no new version, no full recompute. What ``kazi serve --program DIR``
+        does at every start; an explicit load or upload always makes a new version.
         """
         root = Path(program_dir)
         problems = check_program(root, consequence="the previous program stays")
         kind = "js" if (root / "tasks.js").is_file() else "python"
         files = program_files(root, kind)
+        if if_changed:
+            active = tr.active_program(self.store)
+            if (active is not None and active.kind == kind and active.files == files
+                    and active.settings_override is None):
+                loaded = self._current()
+                if loaded is not None and loaded.version == active.version:
+                    log.info("program in %s unchanged: version %d stays active", root, active.version)
+                    return loaded.info
         warnings = [p.to_dict() for p in problems]
         # what runs is rebuilt from what is stored: a file the collection missed shows here, not in production
         folder, program = _materialize(files, None)
@@ -210,9 +261,11 @@ class TaskService:
         if old is not None:
             _close_loaded(old)
 
-    def _current(self) -> _Loaded | None:
-        """The active program, rebuilt from the store when another process loaded a newer version."""
-        version = tr.active_program_version(self.store)
+    def _current(self, version: int | None | _Unknown = _UNKNOWN) -> _Loaded | None:
+        """The active program, rebuilt from the store when another process loaded a newer version
+        (``version``: the active version when the caller has just read it)."""
+        if isinstance(version, _Unknown):
+            version = tr.active_program_version(self.store)
         if version is None:
             return None
         if self._loaded is not None and self._loaded.version == version:
@@ -232,11 +285,12 @@ class TaskService:
 
         Returns the number of user computations run (incremental or full); 0 when there was nothing to do.
         """
-        with _COMPUTE_LOCK:
+        with _ROUND_LOCK:
             return self._process_changes()
 
     def _process_changes(self) -> int:
         loaded = self._current()
+        head = self.store.last_seq()  # read before any computation of this round
         since = tr.get_state(self.store, tr.PROCESSED_SEQ)
         changes = self._changes_since(since)
         last = changes[-1].seq if changes else since
@@ -251,65 +305,115 @@ class TaskService:
                 tr.forget_task_user(self.store, u.id)  # re-enabled later: recomputed in full
         active = [u for u in users if not u.disabled and u.roles]
         full = {u.id for u in active if self._needs_full(u, states.get(u.id), loaded.version)}
-        dirty = self._dirty(changes)
+        if all(u.id in full or task_scope(u).empty for u in active):
+            # everyone is recomputed in full from the store as it is now, which holds every change up to
+            # `head`: after a program change or a first import, the backlog is not worked off in incremental
+            # rounds of CHANGES_PER_ROUND that would recompute the same users again and again
+            dirty = _Dirty()
+            last = max(last, head)
+        else:
+            dirty = self._dirty(changes)
         count = 0
         if dirty:
             for u in active:
-                if u.id not in full and self._identity_ids(u) & dirty.doc_ids:
+                if u.id not in full and not task_scope(u).empty and self._identity_ids(u) & dirty.doc_ids:
                     full.add(u.id)  # the `user` global changed
             holders = tr.task_holders(self.store, dirty.subjects)
             for u in active:
                 if u.id in full:
                     continue
-                if scope_of(u).everything or u.facility_id in dirty.places or u.settings_id in holders:
-                    self._incremental(loaded, u, dirty.subjects, states.get(u.id))
+                if (not task_scope(u).empty and u.facility_id in dirty.places) or u.settings_id in holders:
+                    with _USER_LOCKS(u.id):
+                        self._incremental(loaded, u, dirty.subjects, tr.task_user_state(self.store, u.id))
                     count += 1
         for u in active:
             if u.id in full:
-                self._full(loaded, u)
+                with _USER_LOCKS(u.id):
+                    self._full(loaded, u)
                 count += 1
         if last != since:
             tr.set_state(self.store, tr.PROCESSED_SEQ, last)
         return count
 
-    def refresh_user(self, user: StoredUser) -> None:
+    def refresh_user(self, user: StoredUser) -> int | None:
         """Read-your-writes for one user: pending changes that affect them, then the temporal update at
-        ``clock()``. When a round is already running (the background worker's), waits up to
-        ``REFRESH_WAIT_S`` and otherwise leaves the user to it: an API call is never held up longer."""
-        if not _COMPUTE_LOCK.acquire(timeout=REFRESH_WAIT_S):
-            return
+        ``clock()``. When a round is computing this user (the background worker's), waits up to
+        ``REFRESH_WAIT_S`` and otherwise leaves the user to it: an API call is never held up longer.
+
+        Returns None when no program is loaded, else the newest sequence number among the user's task
+        documents afterwards (what a cached page of theirs is keyed by: :mod:`kazi.server.pages`).
+
+        The common case, nothing pending and the user current for their local day, is one read transaction
+        and no lock: a Tasks list under load costs no computation."""
+        fresh = tr.freshness(self.store, user.id, user.settings_id)
+        loaded = self._current(fresh.program_version)
+        if loaded is None:
+            return None
+        if user.disabled or not user.roles or self._is_current(user, loaded, fresh):
+            return fresh.task_seq
+        lock = _USER_LOCKS(user.id)
+        if not lock.acquire(timeout=REFRESH_WAIT_S):
+            return fresh.task_seq
         try:
-            loaded = self._current()
-            if loaded is None or user.disabled or not user.roles:
-                return
             user = self.store.users.get_by_id(user.id)  # the account as stored now
             state = tr.task_user_state(self.store, user.id)
             if self._needs_full(user, state, loaded.version):
                 self._full(loaded, user)
-                return
-            pending = self._changes_since(tr.get_state(self.store, tr.PROCESSED_SEQ), REFRESH_MAX_PENDING + 1)
-            if len(pending) > REFRESH_MAX_PENDING:
-                return  # an import is being worked off: the background worker gets there
-            dirty = self._dirty(pending)
-            if dirty and self._identity_ids(user) & dirty.doc_ids:
-                self._full(loaded, user)
-            elif dirty:
-                self._incremental(loaded, user, dirty.subjects, state)
+            elif task_scope(user).empty:
+                pass  # no tasks to bring up to date (an admin without a place)
+            elif (pending := self._pending(fresh)) is None:
+                pass  # an import is being worked off: the background worker gets there
             else:
-                self._temporal(user, state, force=True)
+                dirty, holders = pending
+                if dirty and self._identity_ids(user) & dirty.doc_ids:
+                    self._full(loaded, user)
+                elif dirty and (user.facility_id in dirty.places or user.settings_id in holders):
+                    self._incremental(loaded, user, dirty.subjects, state)
+                elif state is not None:
+                    self._new_day(loaded, user, state, self.clock())
+                self._refreshed[user.id] = fresh.last_seq
         finally:
-            _COMPUTE_LOCK.release()
+            lock.release()
+        return tr.user_task_seq(self.store, user.settings_id)
+
+    def _pending(self, fresh: tr.Freshness) -> tuple[_Dirty, set[str]] | None:
+        """What the changes no round has processed yet made dirty, and who holds task documents for it; None
+        when there are too many. Computed once per range of changes and shared by every caller until the next
+        write or round: between two rounds, every user's read would otherwise read and digest the same log."""
+        key = (fresh.processed_seq, fresh.last_seq)
+        cached = self._pending_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        changes = self._changes_since(fresh.processed_seq, REFRESH_MAX_PENDING + 1)
+        result: tuple[_Dirty, set[str]] | None = None
+        if len(changes) <= REFRESH_MAX_PENDING:
+            changes = [c for c in changes if c.seq <= fresh.last_seq]
+            dirty = self._dirty(changes)
+            result = (dirty, tr.task_holders(self.store, dirty.subjects) if dirty else set())
+        self._pending_cache = (key, result)
+        return result
+
+    def _is_current(self, user: StoredUser, loaded: _Loaded, fresh: tr.Freshness) -> bool:
+        """Nothing to do for ``user``: no change pending (or none since this process last brought them up to
+        date), same program and account, and their open documents already advanced to today (task states
+        change with the local day only)."""
+        if fresh.last_seq != fresh.processed_seq and self._refreshed.get(user.id) != fresh.last_seq:
+            return False
+        state = fresh.state
+        return (state is not None and not self._needs_full(user, state, loaded.version)
+                and self._day_is_current(user, state, self.clock()))
 
     def recompute_all(self) -> None:
         """Every user with roles in full (after a program change, or to check the incremental path)."""
-        with _COMPUTE_LOCK:
+        with _ROUND_LOCK:
             loaded = self._current()
             since = tr.get_state(self.store, tr.PROCESSED_SEQ)
             last = self.store.last_seq()
             if loaded is not None:
                 for u in self.store.users.list_all(include_disabled=False):
                     if u.roles:
-                        self._full(loaded, u)
+                        with _USER_LOCKS(u.id):
+                            self._full(loaded, u)
             if last > since:
                 tr.set_state(self.store, tr.PROCESSED_SEQ, last)
 
@@ -317,7 +421,7 @@ class TaskService:
         """Temporal updates for the users whose local midnight passed since their last update (Draft -> Ready,
         Ready -> Failed), or a full recompute when theirs is ``full_recompute_days`` old. Returns the task
         documents written."""
-        with _COMPUTE_LOCK:
+        with _ROUND_LOCK:
             loaded = self._current()
             if loaded is None:
                 return 0
@@ -326,32 +430,69 @@ class TaskService:
             now = self.clock()
             for u in self.store.users.list_all(include_disabled=False):
                 state = states.get(u.id)
-                if state is None or not u.roles:
-                    continue  # never computed: the next process_changes computes them in full
-                today = self._today(u, now)
-                last_full = date.fromisoformat(_local_day(state.full_at, self._tz(u)))
-                if (date.fromisoformat(today) - last_full).days >= self.full_recompute_days:
-                    written += self._full(loaded, u)
-                elif state.local_day != today:
-                    written += self._temporal(u, state, force=False)
+                if state is None or not u.roles or task_scope(u).empty or self._day_is_current(u, state, now):
+                    continue  # never computed (the next process_changes does it in full), no tasks, or current
+                with _USER_LOCKS(u.id):
+                    state = tr.task_user_state(self.store, u.id)  # a refresh may have got there first
+                    if state is not None:
+                        written += self._new_day(loaded, u, state, now)
             return written
 
+    def _day_is_current(self, user: StoredUser, state: tr.TaskUserState, now: int) -> bool:
+        """The user's documents are advanced to their local day and no full recompute is due for it."""
+        today = self._today(user, now)
+        last_full = date.fromisoformat(_local_day(state.full_at, self._tz(user)))
+        return state.local_day == today and (date.fromisoformat(today) - last_full).days < self.full_recompute_days
+
+    def _new_day(self, loaded: _Loaded, user: StoredUser, state: tr.TaskUserState, now: int) -> int:
+        """A new local day for ``user``: the full recompute when ``full_recompute_days`` have passed since the
+        last one, else the temporal update of their open documents (the caller holds the user's lock)."""
+        today = self._today(user, now)
+        last_full = date.fromisoformat(_local_day(state.full_at, self._tz(user)))
+        if (date.fromisoformat(today) - last_full).days >= self.full_recompute_days:
+            return self._full(loaded, user)
+        if state.local_day != today:
+            return self._temporal(user, state)
+        return 0
+
     # -- one user
+
+    def _computed(self, user: StoredUser, run: Callable[[], Result]) -> Result:
+        """Run a computation of ``user`` and store its writes, again when another process wrote the user's task
+        documents in between (their newest sequence number is checked at the write): within a process the
+        user's lock excludes that, across processes (the API's read-your-writes and a worker process) this
+        does, without a lock held during the computation."""
+        for _attempt in range(MAX_COMPUTE_ATTEMPTS - 1):
+            seq = tr.user_task_seq(self.store, user.settings_id)
+            result = run()
+            try:
+                self._store_result(user, result, expect=(user.settings_id, seq))
+                return result
+            except TaskDocsChangedError:
+                log.info("task documents of %s changed during their computation: computing again", user.username)
+        result = run()
+        self._store_result(user, result)  # a last attempt: with the engine's dedup, the next round mends a race
+        return result
 
     def _full(self, loaded: _Loaded, user: StoredUser) -> int:
         now = self.clock()
         tz = self._tz(user)
         who = self.store.engine_user(user)
-        contacts, reports = self.store.docs_in_scope(user)
-        existing = self.store.task_docs(user)
-        source: Any = loaded.program
-        batch = 400
-        if self.workers > 1 and len(contacts) > 2000:
-            source = self._parallel(loaded)
-            batch = 2000
-        result = compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now, tz=tz,
-                         collect_errors=True, batch_size=batch)
-        self._store_result(user, result)
+
+        def run() -> Result:
+            nonlocal now
+            now = self.clock()  # a repeated computation is of its own instant, after what the other one wrote
+            contacts, reports = self.store.docs_in_scope(task_scope(user))
+            existing = self.store.task_docs(user)
+            source: Any = loaded.program
+            batch = 400
+            if self.workers > 1 and len(contacts) > 2000:
+                source = self._parallel(loaded)
+                batch = 2000
+            return compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now, tz=tz,
+                           collect_errors=True, batch_size=batch)
+
+        result = self._computed(user, run)
         self._identity[user.id] = (user.updated_at, self._identity_of(user))
         tr.save_task_user_state(self.store, tr.TaskUserState(user.id, loaded.version, _fingerprint(user),
                                                              _local_day(now, tz), now))
@@ -361,40 +502,57 @@ class TaskService:
                      state: tr.TaskUserState | None) -> int:
         now = self.clock()
         tz = self._tz(user)
-        docs = self.store.docs_for_subjects(subjects, user=user)
-        wanted = set(subjects)
-        for d in docs:
-            if is_contact(d):
-                wanted.update(contact_subject_ids(d))
-        touched = self.store.task_docs(user, requesters=wanted)
-        # every other open doc gets the temporal update too (CHT's fetchTasksFor), so the user's list is
-        # current as of now and the local day can be remembered
-        others = [d for d in self.store.task_docs(user, states=_OPEN_STATES) if d.get("requester") not in wanted]
-        result = compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
-                         subjects=wanted, user=self.store.engine_user(user), now_ms=now, tz=tz, collect_errors=True)
-        self._store_result(user, result)
-        if state is not None:
+
+        def run() -> Result:
+            nonlocal now
+            now = self.clock()  # a repeated computation is of its own instant, after what the other one wrote
+            docs = self.store.docs_for_subjects(subjects, user=task_scope(user))
+            wanted = set(subjects)
+            for d in docs:
+                if is_contact(d):
+                    wanted.update(contact_subject_ids(d))
+            touched = self.store.task_docs(user, requesters=wanted)
+            # every other open doc gets the temporal update too (CHT's fetchTasksFor), so the user's list is
+            # current as of now and the local day can be remembered; when they were already advanced to today
+            # (states change with the local day only) the update would write nothing, so they are not read
+            others: list[dict[str, Any]] = []
+            if state is None or state.local_day != _local_day(now, tz):
+                others = [d for d in self.store.task_docs(user, states=_OPEN_STATES)
+                          if d.get("requester") not in wanted]
+            return compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
+                           subjects=wanted, user=self.store.engine_user(user), now_ms=now, tz=tz,
+                           collect_errors=True)
+
+        result = self._computed(user, run)
+        if state is not None and state.local_day != _local_day(now, tz):  # a write only when the day moved
             tr.save_task_user_state(self.store, tr.TaskUserState(
                 user.id, state.program_version, state.fingerprint, _local_day(now, tz), state.full_at))
         return len(result.writes)
 
-    def _temporal(self, user: StoredUser, state: tr.TaskUserState | None, *, force: bool) -> int:
+    def _temporal(self, user: StoredUser, state: tr.TaskUserState) -> int:
         now = self.clock()
         tz = self._tz(user)
         today = _local_day(now, tz)
-        if state is not None and state.local_day == today and not force:
+        if state.local_day == today:
             return 0
-        _, writes = taskdocs.update_temporal_states(self.store.task_docs(user, states=_OPEN_STATES), now, tz)
-        if writes:
-            self.store.write_task_docs(writes)
-        if state is not None and state.local_day != today:
+        for attempt in range(MAX_COMPUTE_ATTEMPTS):
+            seq = tr.user_task_seq(self.store, user.settings_id)
+            _, writes = taskdocs.update_temporal_states(self.store.task_docs(user, states=_OPEN_STATES), now, tz)
+            last = attempt == MAX_COMPUTE_ATTEMPTS - 1
+            try:
+                if writes:
+                    self.store.write_task_docs(writes, expect=None if last else (user.settings_id, seq))
+                break
+            except TaskDocsChangedError:
+                continue  # another process advanced or recomputed them meanwhile: read them again
+        if state.local_day != today:
             tr.save_task_user_state(self.store, tr.TaskUserState(
                 user.id, state.program_version, state.fingerprint, today, state.full_at))
         return len(writes)
 
-    def _store_result(self, user: StoredUser, result: Result) -> None:
+    def _store_result(self, user: StoredUser, result: Result, *, expect: tuple[str, int] | None = None) -> None:
         if result.writes:
-            self.store.write_task_docs(result.writes)
+            self.store.write_task_docs(result.writes, expect=expect)
         for err in result.errors:
             self._record_error(user, err)
 
@@ -406,7 +564,8 @@ class TaskService:
 
     # -- dirty tracking
 
-    def _changes_since(self, since: int, limit: int = CHANGES_PER_ROUND) -> list[Change]:
+    def _changes_since(self, since: int, limit: int | None = None) -> list[Change]:
+        limit = CHANGES_PER_ROUND if limit is None else limit  # read when called: tests and tuning change it
         out: list[Change] = []
         while len(out) < limit:
             page = self.store.changes_since(since, limit=min(CHANGES_PAGE, limit - len(out)))
@@ -454,6 +613,10 @@ class TaskService:
             return frozenset()
         return frozenset([user.contact_id, *self.store.lineage(user.contact_id)])
 
+    def local_day(self, user: StoredUser) -> str:
+        """``YYYY-MM-DD`` now in the user's zone (what the ``overdue`` filter and midnight updates go by)."""
+        return self._today(user, self.clock())
+
     def _tz(self, user: StoredUser) -> str:
         return user.timezone or self.default_tz
 
@@ -471,15 +634,18 @@ class TaskService:
     # reading
 
     def tasks(self, user: StoredUser, *, overdue: bool | None = None, task_types: list[str] | None = None,
-              places: list[str] | None = None, limit: int = 100, offset: int = 0) -> TaskPage:
+              places: list[str] | None = None, limit: int = 100, offset: int = 0,
+              states: Sequence[str] = (taskdocs.READY,), owners: Sequence[str] | None = None) -> TaskPage:
         """The user's Tasks tab: Ready task docs, highest priority first, then by due date (reference 7.10).
 
         ``overdue``: due today or earlier in the user's zone (CHT marks a task due today as overdue) or, when
         false, due later; ``task_types``: the emission's title key or the definition name; ``places``: the
-        task's owner is at or below one of these places.
+        task's owner is at or below one of these places; ``owners``: the task's owner is one of these contacts
+        (a contact's page); ``states``: Ready by default (the web app also caches Draft tasks, which turn Ready
+        on the device at local midnight).
         """
         tz = self._tz(user)
-        docs = self.store.task_docs(user, states=[taskdocs.READY])
+        docs = self.store.task_docs(user, states=list(states), owners=owners)
         if overdue is not None:
             today = _local_day(self.clock(), tz)
             docs = [d for d in docs if _is_overdue(d, today) == overdue]
@@ -526,6 +692,8 @@ def program_files(root: Path, kind: str) -> dict[str, str]:
             for p in sorted(base.rglob("*")):
                 if p.is_file():
                     files[p.relative_to(root).as_posix()] = p.read_text(encoding="utf-8")
+    for p in loader.form_paths(root):  # the web app's forms (forms/*.json), not CHT's XForms beside them
+        files[p.relative_to(root).as_posix()] = p.read_text(encoding="utf-8")
     return files
 
 
@@ -566,9 +734,26 @@ def _local_day(now_ms: int, tz: str) -> str:
     return dates.local_date_str(now_ms, tz) or ""
 
 
+def task_scope(user: StoredUser) -> Scope:
+    """Where a user's tasks come from: the contacts under their place (``facility_id``) and the reports about
+    them; nothing for a user without a place or a disabled one.
+
+    For most users this is what they may read (:func:`kazi.store.scope_of`). Administrators and national
+    users read the whole deployment, but computing their tasks over it would make every round and every
+    midnight of theirs a full-deployment computation (50,000 households) for a list nobody works through:
+    CHT gives admins no tasks at all. So their tasks too come from their place: an admin account without one
+    (``kazi users add admin --roles admin``) gets none and costs nothing, and one placed at the top of the
+    hierarchy asks for the whole deployment's tasks explicitly (admins hold every permission, so every task
+    of the program fires there).
+    """
+    if user.disabled or not user.facility_id:
+        return NOTHING
+    return Scope(places=(user.facility_id,))
+
+
 def _fingerprint(user: StoredUser) -> str:
     """What a user's tasks depend on besides documents and the program: a change means a full recompute."""
-    data = [user.username, sorted(user.roles), user.facility_id, user.contact_id, user.timezone, user.national]
+    data = [user.username, sorted(user.roles), list(task_scope(user).places), user.contact_id, user.timezone]
     return hashlib.sha256(orjson.dumps(data)).hexdigest()[:32]
 
 

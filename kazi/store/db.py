@@ -37,7 +37,7 @@ DEFAULT_SQLITE_FILE: Final = "kazi.sqlite3"
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 #: the newest migration's revision, so opening an up-to-date database needs no Alembic (a test checks it)
-SCHEMA_VERSION: Final = "0002"
+SCHEMA_VERSION: Final = "0005"
 #: execution option telling the SQLite ``begin`` hook which kind of BEGIN to emit
 _SQLITE_BEGIN: Final = "kazi_sqlite_begin"
 
@@ -172,7 +172,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     try:
         with writer(engine).begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key("kazi-migrate")})
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("kazi-migrate")})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except CommandError as exc:
@@ -182,6 +182,6 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         raise StoreError(f"cannot open the database: {exc.orig or exc}") from exc
 
 
-def _lock_key(name: str) -> int:
-    """A stable signed 64-bit key for ``pg_advisory_xact_lock``."""
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks (migrations, the worker's lease)."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)

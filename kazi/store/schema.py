@@ -16,14 +16,16 @@ Why these tables:
 * ``counters`` hands out change sequence numbers; the row is locked by every write transaction, which
   serialises writers and guarantees a change with a smaller sequence number is never committed later;
 * ``task_docs`` holds each user's task documents (CHT's ``type: task``) with their state history in the body;
-* ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes);
+* ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes; ``users.locale``, the
+  language the web app shows, came with migration 0003);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
   after a restart and an admin can see what ran when (migration 0002);
 * ``service_state`` and ``task_users`` are the task service's memory: the last change it processed, and per
   user what their task documents were computed with (program version, account fingerprint, local day), so a
-  restarted service resumes instead of recomputing everything (migration 0002).
-
-Task interaction logs (reference section 10) will get their own table in a later migration.
+  restarted service resumes instead of recomputing everything (migration 0002);
+* ``interaction_summaries`` keeps the task interaction summaries devices send (one per user, device and
+  local day, issue 5), each version of an id kept: a conflicting copy is numbered, never lost (migration
+  0004; :mod:`kazi.store.interactions`).
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ task_docs = Table(
     Index(None, "user_id", "requester"),
     Index(None, "user_id", "owner"),
     Index(None, "user_id", "emission_id"),
+    Index(None, "user_id", "seq"),  # the newest task document of a user (migration 0005)
 )
 
 users = Table(
@@ -160,6 +163,7 @@ users = Table(
     Column("disabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("locale", String),  # the web app's language (en, ny, pt-BR); NULL: the program's default (0003)
 )
 
 user_tokens = Table(
@@ -202,4 +206,25 @@ task_users = Table(
     Column("fingerprint", String, nullable=False),  # hash of what a full recompute depends on besides docs
     Column("local_day", String(10), nullable=False),  # the user's local date of the last temporal update
     Column("full_at", BigInteger, nullable=False),  # clock (ms) of the last full recompute
+)
+
+interaction_summaries = Table(
+    "interaction_summaries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # order of arrival
+    Column("id", String, nullable=False),  # the summary's _id: interaction-<date>-<user>-<deviceId>
+    Column("conflict", Integer, nullable=False),  # 0: first received under this id; n: the n-th conflicting one
+    Column("username", String, nullable=False),
+    Column("device_id", String, nullable=False),
+    Column("day", String(10), nullable=False),  # the user's local date, YYYY-MM-DD
+    Column("app_version", String, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("dropped", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),  # SHA-256 of the canonical JSON: same content, same hash
+    Column("body", Text, nullable=False),  # the summary JSON as received
+    Column("received_at", BigInteger, nullable=False),
+    Index(None, "id", "conflict", unique=True),
+    Index(None, "id", "content_hash", unique=True),
+    Index(None, "day", "username"),
+    Index(None, "username", "day"),
 )

@@ -18,13 +18,13 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, Row, Table, Update, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, Row, Table, Update, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User
-from kazi.errors import DocumentBatchError, DocumentError, NotFoundError
+from kazi.errors import DocumentBatchError, DocumentError, NotFoundError, TaskDocsChangedError
 from kazi.store import db, documents
 from kazi.store.documents import Doc, Prepared
 from kazi.store.schema import (
@@ -44,6 +44,8 @@ from kazi.store.users import StoredUser, UserStore
 
 #: ids per ``IN (...)`` list: far below SQLite's and PostgreSQL's bound-parameter limits
 CHUNK = 500
+#: why a write is refused when a document is, or would be, outside the writer's place (one wording for both)
+OUTSIDE_SCOPE = "outside the user's place"
 _T = TypeVar("_T")
 Scoped = StoredUser | Scope | None
 
@@ -128,6 +130,19 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics (after a large import, and hourly in the background worker).
+
+        PostgreSQL's autovacuum keeps them itself, but only after enough changes and a while. SQLite keeps none
+        unless asked, and without them it picks indexes by rule: at 50,000 households it read every report
+        through the ``kind`` index to find a client's few (50 ms instead of 1). ``analysis_limit`` samples
+        each index, so this takes well under a second on a million documents.
+        """
+        with self._writer.begin() as conn:
+            if self.backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("ANALYZE")
 
     def __enter__(self) -> Store:
         return self
@@ -251,10 +266,11 @@ class Store:
                     doc_subjects.c.doc_id.in_(chunk), doc_subjects.c.kind == CONTACT))))
             report_rows: list[Row[Any]] = []
             for chunk in _chunks(list(all_subjects)):
+                # only reports have a `subject` (documents.py), so no `kind` condition: without statistics
+                # SQLite would read every report through the `kind` index instead of a few through `subject`
                 report_rows.extend(conn.execute(
                     select(docs.c.seq, docs.c.rev, docs.c.body)
-                    .where(docs.c.kind == REPORT, docs.c.deleted.is_(False), docs.c.subject.in_(chunk),
-                           visible(scope, docs))))
+                    .where(docs.c.subject.in_(chunk), docs.c.deleted.is_(False), visible(scope, docs))))
         for rows in (contact_rows, report_rows):
             out.extend(documents.decode(r.body, r.rev) for r in sorted(rows, key=lambda r: r.seq))
         return out
@@ -286,14 +302,26 @@ class Store:
     # ----------------------------------------------------------------------------------------------------
     # task documents
 
-    def write_task_docs(self, batch: Iterable[object]) -> list[WriteResult]:
-        """Write task documents (as the engine returns them in ``Result.writes``), all or none."""
+    def write_task_docs(self, batch: Iterable[object], *, expect: tuple[str, int] | None = None
+                        ) -> list[WriteResult]:
+        """Write task documents (as the engine returns them in ``Result.writes``), all or none.
+
+        ``expect = (settings id, seq)``: write only if that user's newest task document still has sequence
+        number ``seq`` (what the computation read), else raise :class:`TaskDocsChangedError` and write nothing.
+        Task writes are serialized (SQLite's write lock, PostgreSQL's lock on the task counter), so the check
+        and the write are one step: two processes computing the same user cannot both add a document for one
+        new emission.
+        """
         items = list(batch)
         prepared = _prepare_batch(items, _prepare_task)
         if not prepared:
             return []
         with self._writer.begin() as conn:
             seq = _lock_counter(conn, TASKS_COUNTER)
+            if expect is not None:
+                current = conn.scalar(select(func.max(task_docs.c.seq)).where(task_docs.c.user_id == expect[0]))
+                if int(current or 0) != expect[1]:
+                    raise TaskDocsChangedError(f"the task documents of {expect[0]} changed while they were computed")
             existing: dict[str, Row[Any]] = {}
             for chunk in _chunks([p.id for p in prepared]):
                 for row in conn.execute(select(task_docs.c.id, task_docs.c.rev, task_docs.c.seq)
@@ -393,7 +421,13 @@ class _DocWriter:
 
     def fail_if_problems(self) -> None:
         if self.problems:
-            raise DocumentBatchError(self.problems, self.total)
+            raise self.error()
+
+    def error(self) -> DocumentBatchError:
+        """Every problem found so far, in batch order (not in the order the checks ran, which would tell a
+        scope refusal of a taken ``_id`` from one of a document placed elsewhere)."""
+        return DocumentBatchError(sorted(self.problems, key=lambda e: -1 if e.index is None else e.index),
+                                  self.total)
 
     def write(self, prepared: list[Prepared]) -> list[WriteResult]:
         conn = self.conn
@@ -405,8 +439,13 @@ class _DocWriter:
                                     .where(docs.c.id.in_(chunk))):
                 existing[row.id] = row
         if not self.scope.everything:
-            self._check_scope([i for i in ids if i in existing and not existing[i].deleted], "as stored")
-            self.fail_if_problems()
+            # A stored document outside the scope is refused and left out of the write, while the rest of the
+            # batch goes on to the check "as written": a refusal then reads the same whether the id was taken
+            # elsewhere or the document as sent lies elsewhere, and which other documents are refused does not
+            # depend on it either (see _check_scope). Leaving it out also spares the transaction re-rooting
+            # another place's subtree only to roll it back.
+            refused = self._check_scope([p for p in prepared if p.id in existing and not existing[p.id].deleted])
+            prepared = [p for p in prepared if p.id not in refused]
 
         results: dict[str, WriteResult] = {}
         changed: list[Prepared] = []
@@ -417,6 +456,7 @@ class _DocWriter:
             else:
                 changed.append(p)
         if not changed:
+            self.fail_if_problems()
             return [results[i] for i in ids]
 
         changed_ids = [p.id for p in changed]
@@ -468,7 +508,7 @@ class _DocWriter:
         conn.execute(insert(changes), log)
 
         if not self.scope.everything:
-            self._check_scope([p.id for p in changed if not p.deleted], "as written")
+            self._check_scope([p for p in changed if not p.deleted])
         self.fail_if_problems()
         _set_counter(conn, DOCS_COUNTER, seq)
         return [results[i] for i in ids]
@@ -509,6 +549,7 @@ class _DocWriter:
         pending = {p.id for p in contacts}
         chains: dict[str, list[str]] = {}
         stale: set[str] = set()  # in-batch contacts whose old lineage an earlier contact of the batch used
+        loops = False
         for p in contacts:
             pending.discard(p.id)
             chain: list[str] = []
@@ -526,8 +567,10 @@ class _DocWriter:
                 self.problems.append(DocumentError(
                     "lineage loop: the contact would be its own ancestor (moved under its own descendant?)",
                     doc_id=p.id, field="parent", index=p.index))
+                loops = True
             chains[p.id] = chain
-        self.fail_if_problems()
+        if loops:  # a loop cannot be written; scope refusals found so far do not stop the write
+            raise self.error()
         moved = [p for p in contacts if p.id not in had_rows or chains[p.id] != old_lineage.get(p.id, [])]
         # Contacts below a moved one, outside this batch: the batch's own rows are not written yet.
         below = set(stale)
@@ -545,21 +588,25 @@ class _DocWriter:
                 self.problems.append(DocumentError(
                     f"lineage loop: a contact below {p.id!r} would also be above it", doc_id=p.id,
                     field="parent", index=p.index))
-                raise DocumentBatchError(self.problems, self.total) from exc
+                raise self.error() from exc
         return chains
 
-    def _check_scope(self, ids: list[str], when: str) -> None:
-        """Refuse documents outside the writer's scope (the same words whether or not they exist)."""
-        if not ids:
-            return
+    def _check_scope(self, batch: list[Prepared]) -> set[str]:
+        """Refuse the documents of ``batch`` that are outside the writer's scope; returns their ids.
+
+        Called twice: on the documents as stored (an ``_id`` taken by another place's document) and on the
+        documents as written (placed, or about a subject, elsewhere). Both refusals carry the same words, so
+        the answer does not say which one applied, and with it whether the ``_id`` exists elsewhere. What is
+        left is inherent (docs/api.md): an ``_id`` taken elsewhere is refused where a fresh one would be
+        stored, since the alternative is overwriting another place's document.
+        """
         ok: set[str] = set()
-        for chunk in _chunks(ids):
+        for chunk in _chunks([p.id for p in batch]):
             ok.update(self.conn.scalars(select(docs.c.id).where(docs.c.id.in_(chunk), visible(self.scope, docs))))
-        index = {i: n for n, i in enumerate(ids)}
-        for i in ids:
-            if i not in ok:
-                self.problems.append(DocumentError(f"outside the user's place ({when})", doc_id=i, field="_id",
-                                                   index=index[i]))
+        refused = [p for p in batch if p.id not in ok]
+        for p in refused:
+            self.problems.append(DocumentError(OUTSIDE_SCOPE, doc_id=p.id, field="_id", index=p.index))
+        return {p.id for p in refused}
 
 
 def _update_by_id(table: Table) -> Update:

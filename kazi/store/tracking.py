@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from kazi.store import db
 from kazi.store.schema import (
     CONTACT,
+    DOCS_COUNTER,
+    counters,
     doc_ancestors,
     doc_subjects,
     docs,
@@ -79,6 +81,38 @@ def task_user_state(store: Store, user_id: int) -> TaskUserState | None:
     with db.reader(store.engine).begin() as conn:
         r = conn.execute(select(task_users).where(task_users.c.user_id == user_id)).first()
     return None if r is None else TaskUserState(r.user_id, r.program_version, r.fingerprint, r.local_day, r.full_at)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What read-your-writes checks on every API read, read in one transaction: is anything to do?"""
+
+    program_version: int | None  # the active program version (None: no program)
+    last_seq: int  # the last document change
+    processed_seq: int  # the last change a round processed
+    state: TaskUserState | None  # the user's stored state
+    task_seq: int  # the newest sequence number among the user's task documents (see user_task_seq)
+
+
+def freshness(store: Store, user_id: int, settings_id: str) -> Freshness:
+    """One read transaction instead of five: this runs on every ``GET /api/v1/tasks``."""
+    with db.reader(store.engine).begin() as conn:
+        version = conn.scalar(select(programs.c.version).where(programs.c.active.is_(True)))
+        last = conn.scalar(select(counters.c.value).where(counters.c.name == DOCS_COUNTER))
+        processed = conn.scalar(select(service_state.c.value).where(service_state.c.name == PROCESSED_SEQ))
+        r = conn.execute(select(task_users).where(task_users.c.user_id == user_id)).first()
+        task_seq = conn.scalar(select(func.max(task_docs.c.seq)).where(task_docs.c.user_id == settings_id))
+    state = None if r is None else TaskUserState(r.user_id, r.program_version, r.fingerprint, r.local_day, r.full_at)
+    return Freshness(None if version is None else int(version), int(last or 0), int(processed or 0), state,
+                     int(task_seq or 0))
+
+
+def user_task_seq(store: Store, settings_id: str) -> int:
+    """The newest change sequence number among one user's task documents (0: none): it moves whenever any of
+    them is written, which is what a cached Tasks page must notice (:mod:`kazi.server.pages`)."""
+    with db.reader(store.engine).begin() as conn:
+        value = conn.scalar(select(func.max(task_docs.c.seq)).where(task_docs.c.user_id == settings_id))
+    return int(value or 0)
 
 
 def save_task_user_state(store: Store, state: TaskUserState) -> None:

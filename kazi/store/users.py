@@ -27,12 +27,13 @@ from typing import Any, Final
 import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Row, and_, select
+from sqlalchemy import Engine, Row, and_, delete, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from kazi.engine import permissions
 from kazi.errors import NotFoundError, UserError
+from kazi.program.translations import is_locale
 from kazi.store import db
 from kazi.store.schema import CONTACT, doc_ancestors, user_tokens, users
 from kazi.store.schema import docs as docs_t
@@ -70,6 +71,7 @@ class StoredUser:
     disabled: bool
     created_at: int
     updated_at: int
+    locale: str | None = None  # the web app's language; None: the program's default locale
 
     @property
     def settings_id(self) -> str:
@@ -100,7 +102,7 @@ class StoredUser:
         return {"id": self.id, "username": self.username, "roles": list(self.roles),
                 "facility_id": self.facility_id, "contact_id": self.contact_id, "timezone": self.timezone,
                 "national": self.national, "disabled": self.disabled, "created_at": self.created_at,
-                "updated_at": self.updated_at}
+                "updated_at": self.updated_at, "locale": self.locale}
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,18 @@ def check_timezone(tz: object) -> str | None:
     return tz
 
 
+def check_locale(locale: object) -> str | None:
+    """A language tag such as ``en``, ``ny`` or ``pt-BR`` (the program's translation files are named so),
+    or ``None`` for the program's default."""
+    if locale is None:
+        return None
+    if not is_locale(locale):
+        raise UserError(f"{locale!r} is not a locale: use a language code such as 'en', 'ny' or 'pt-BR'",
+                        field="locale")
+    assert isinstance(locale, str)
+    return locale
+
+
 def _check_optional_id(value: object, field_name: str) -> str | None:
     if value is None:
         return None
@@ -236,7 +250,7 @@ class UserStore:
     def create(
         self, username: str, *, password: str, roles: Sequence[str], facility_id: str | None = None,
         contact_id: str | None = None, timezone: str | None = None, national: bool = False,
-        known_roles: Collection[str] | None = None,
+        known_roles: Collection[str] | None = None, locale: str | None = None,
     ) -> StoredUser:
         """A new account. ``facility_id`` (the user's place) and ``contact_id`` (their person) must be stored
         contacts, the person within the place; ``known_roles`` are the program's roles, when one is loaded."""
@@ -244,6 +258,7 @@ class UserStore:
         password = check_password(password)
         role_tuple = check_roles(roles, known_roles)
         tz = check_timezone(timezone)
+        locale = check_locale(locale)
         facility_id = _check_optional_id(facility_id, "facility_id")
         contact_id = _check_optional_id(contact_id, "contact_id")
         if not isinstance(national, bool):
@@ -256,7 +271,7 @@ class UserStore:
                 conn.execute(users.insert().values(
                     username=username, password_hash=password_hash, roles=_roles_json(role_tuple),
                     facility_id=facility_id, contact_id=contact_id, timezone=tz, national=national,
-                    disabled=False, created_at=ts, updated_at=ts,
+                    disabled=False, created_at=ts, updated_at=ts, locale=locale,
                 ))
         except IntegrityError as exc:
             raise UserError(f"a user named {username!r} already exists", field="username") from exc
@@ -266,7 +281,7 @@ class UserStore:
         self, username: str, *, roles: Sequence[str] | _Unset = UNSET, facility_id: str | None | _Unset = UNSET,
         contact_id: str | None | _Unset = UNSET, timezone: str | None | _Unset = UNSET,
         password: str | _Unset = UNSET, national: bool | _Unset = UNSET, disabled: bool | _Unset = UNSET,
-        known_roles: Collection[str] | None = None,
+        known_roles: Collection[str] | None = None, locale: str | None | _Unset = UNSET,
     ) -> StoredUser:
         """Change the given fields (``None`` clears an optional one); the rest stay as they are."""
         values: dict[str, Any] = {}
@@ -274,6 +289,8 @@ class UserStore:
             values["roles"] = _roles_json(check_roles(roles, known_roles))
         if not isinstance(timezone, _Unset):
             values["timezone"] = check_timezone(timezone)
+        if not isinstance(locale, _Unset):
+            values["locale"] = check_locale(locale)
         if not isinstance(password, _Unset):
             values["password_hash"] = self._hasher.hash(check_password(password))
         for name, flag in (("national", national), ("disabled", disabled)):
@@ -360,6 +377,18 @@ class UserStore:
                                 .order_by(user_tokens.c.created_at, user_tokens.c.id)).all()
         return [TokenInfo(r.id, username, r.label, r.created_at, r.revoked_at) for r in rows]
 
+    def purge_tokens(self, label: str, *, created_before: int, username: str | None = None) -> int:
+        """Delete the tokens labelled ``label`` that were created before ``created_before`` (epoch ms) or were
+        revoked, only ``username``'s when given; returns how many. The web app's sessions are such tokens: once
+        expired or ended nothing can use them, and without this every login would leave a row forever."""
+        query = delete(user_tokens).where(user_tokens.c.label == label,
+                                          or_(user_tokens.c.created_at < created_before,
+                                              user_tokens.c.revoked_at.is_not(None)))
+        if username is not None:
+            query = query.where(user_tokens.c.user_id.in_(select(users.c.id).where(users.c.username == username)))
+        with self._writer.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
     def revoke_token(self, token_id: str) -> None:
         """Revoke a token by its id (the middle part of the token); revoking twice is harmless."""
         with self._writer.begin() as conn:
@@ -414,5 +443,5 @@ def _user(row: Row[Any]) -> StoredUser:
     return StoredUser(
         id=row.id, username=row.username, roles=tuple(orjson.loads(row.roles)), facility_id=row.facility_id,
         contact_id=row.contact_id, timezone=row.timezone, national=bool(row.national),
-        disabled=bool(row.disabled), created_at=row.created_at, updated_at=row.updated_at,
+        disabled=bool(row.disabled), created_at=row.created_at, updated_at=row.updated_at, locale=row.locale,
     )

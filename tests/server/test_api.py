@@ -38,6 +38,7 @@ from kazi.server import api as api_module
 from kazi.server.api import create_app
 from kazi.server.service import TaskService
 from kazi.store import Store, open_store
+from kazi.store import tracking as tr
 
 HERE = Path(__file__).resolve().parent
 PROGRAM = HERE / "program"
@@ -366,6 +367,23 @@ def test_documents_are_confined_to_the_callers_place(env: Env) -> None:
     _error(env.post("/api/v1/docs", "alice", json={**REPORT_B, "fields": {"patient_id": "1001"}}), 422)
     assert env.store.get_docs(["r-ok", "p-new"]) == []
     assert env.store.get_doc("r-b")["fields"] == {"patient_id": "2001"}
+
+
+def test_a_refused_write_does_not_tell_whether_the_id_exists(env: Env) -> None:
+    """Posting another place's `_id` (p-b) with content placed elsewhere answers exactly as posting an unused
+    `_id` does: same status, message and problems. (docs/api.md: the residual, a taken `_id` posted with
+    content inside the caller's place, is refused where an unused one is stored.)"""
+    def answer(doc_id: str) -> dict[str, Any]:
+        batch = [sick("r-ok", "1001", 1), _contact(doc_id, "person", "X", "hh-b", "hc-b"),
+                 _contact("p-new", "person", "Y", "hh-b", "hc-b")]
+        err = _error(env.post("/api/v1/docs", "alice", json=batch), 422)
+        return json.loads(json.dumps(err).replace(doc_id, "X"))
+
+    taken, unused = answer("p-b"), answer("no-such-doc")
+    assert taken == unused
+    assert [(p["index"], p["message"]) for p in taken["problems"]] == [(1, "outside the user's place"),
+                                                                      (2, "outside the user's place")]
+    assert env.store.get_doc("p-b")["name"] == "Beatrice Zulu"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -768,3 +786,76 @@ def test_api_md_has_a_curl_example_for_every_route(env: Env) -> None:
         pattern = re.escape(path)
         pattern = re.sub(r"\\\{[a-z_]+\\\}", r"[^ /\"?]+", pattern)
         assert re.search(r"\$KAZI" + pattern + r"(?=[ \"?\n]|$)", curl_text), f"no curl example for {path}"
+
+
+def _worker_pids(db_url: str) -> list[int]:
+    """Processes running `kazi worker` on this database (from /proc: the test machine is Linux)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"worker" in argv and db_url.encode() in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_kazi_serve_computes_in_a_worker_process(template_db: Path, tmp_path: Path) -> None:
+    """`kazi serve` starts `kazi worker` beside the API: a report is worked off for everyone it concerns
+    without anyone reading their tasks (the API process never advances the processed sequence), and stopping
+    the server stops the worker."""
+    db_url = _copy_db(template_db, tmp_path)
+    proc, base = _start_serve(db_url, tmp_path)
+    try:
+        assert len(_worker_pids(db_url)) == 1
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.post("/api/v1/docs", auth=auth("alice"), json=sick("bg-1", "1001", 2)).status_code == 200
+        store = open_store(db_url)
+        try:
+            deadline = time.monotonic() + 20
+            while tr.get_state(store, tr.PROCESSED_SEQ) < store.last_seq() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert tr.get_state(store, tr.PROCESSED_SEQ) == store.last_seq()
+            # alice never read her list: the worker process computed her task
+            assert any(str(d.get("emission", {}).get("_id", "")).startswith("bg-1") for d in store.task_docs("alice"))
+        finally:
+            store.close()
+    finally:
+        _stop(proc)
+    deadline = time.monotonic() + 10
+    while _worker_pids(db_url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _worker_pids(db_url) == []
+
+
+def test_task_pages_come_from_the_cache_until_the_callers_tasks_change(env: Env) -> None:
+    """A repeated list is the cached bytes; the caller's new report changes their task documents, so the next
+    list is rendered again and shows it; another user never gets the first user's page."""
+    assert env.post("/api/v1/docs", "alice", json=sick("cache-0", "1001", 1)).status_code == 200
+    first = env.get("/api/v1/tasks", "alice")
+    assert first.json()["total"] == 1
+    pages = env.client.app.state.kazi.pages  # type: ignore[attr-defined]
+    hits = pages.hits
+    again = env.get("/api/v1/tasks", "alice")
+    assert again.content == first.content and pages.hits == hits + 1
+    assert env.get("/api/v1/tasks", "bob").json() != first.json()
+    assert env.post("/api/v1/docs", "alice", json=sick("cache-1", "1001", 2)).status_code == 200
+    after = env.get("/api/v1/tasks", "alice").json()
+    assert after["total"] == first.json()["total"] + 1
+    assert any(t["emission_id"].startswith("cache-1") for t in after["items"])
+
+
+def test_page_cache_expires_and_evicts() -> None:
+    from kazi.server.pages import PageCache
+
+    now = [0.0]
+    cache = PageCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
+    cache.put("a", b"A")
+    cache.put("b", b"B")
+    assert cache.get("a") == b"A"
+    cache.put("c", b"C")  # "b" is the least recently used
+    assert cache.get("b") is None and cache.get("a") == b"A" and cache.get("c") == b"C"
+    now[0] = 10.0
+    assert cache.get("a") is None and len(cache) == 1

@@ -86,6 +86,44 @@ def test_writes_are_confined_too(loaded: Store) -> None:
     assert _ids(loaded.get_docs(["p9", "r9"], user=chw)) == {"p9", "r9"}
 
 
+def _refusal(store: Store, user: StoredUser, batch: list[dict[str, object]], hidden: str) -> list[dict[str, object]]:
+    """The problems a refused batch reports, with ``hidden`` written as X (to compare two batches)."""
+    with pytest.raises(DocumentBatchError) as caught:
+        store.write_docs(batch, user=user)
+    return [{k: (v.replace(hidden, "X") if isinstance(v, str) else v) for k, v in p.to_dict().items()}
+            for p in caught.value.problems]
+
+
+def test_a_refused_write_does_not_tell_whether_the_id_exists_elsewhere(loaded: Store) -> None:
+    """Writing over another place's document (p3, under a3) is refused in the same words, for the same
+    documents of the batch and in the same order, as writing a new id placed elsewhere: the answer does not
+    reveal that p3 exists. The residual (docs/api.md): placed inside the writer's place, or deleted, a taken id
+    is refused where a fresh one is stored."""
+    chw = _user(loaded, "chw", facility_id="a1", contact_id="chw1")
+    seq = loaded.last_seq()
+    elsewhere = {"type": "person", "parent": {"_id": "a3"}}
+    inside = {"type": "person", "parent": {"_id": "a1"}}
+    for batch_of in (
+        lambda i: [{"_id": i, **elsewhere}],
+        lambda i: [{"_id": "p8", **inside}, {"_id": "p9", **elsewhere}, {"_id": i, **elsewhere}],
+        lambda i: [{"_id": i, **elsewhere}, {"_id": "p9", **elsewhere}, {"_id": "p8", **inside}],
+    ):
+        taken = _refusal(loaded, chw, batch_of("p3"), "p3")
+        fresh = _refusal(loaded, chw, batch_of("no-such-id"), "no-such-id")
+        assert taken == fresh
+        assert all(p["message"] == "outside the user's place" and p["field"] == "_id" for p in taken)
+        assert [p["index"] for p in taken] == sorted(p["index"] for p in taken)  # batch order, whatever the check
+    # the index is the document's position in the batch
+    assert _refusal(loaded, chw, [{"_id": "p8", **inside}, {"_id": "p3", **inside}], "p3") == [
+        {"message": "outside the user's place", "index": 1, "doc_id": "X", "field": "_id"}]
+    assert loaded.last_seq() == seq and loaded.get_doc("p3")["parent"]["_id"] == "a3"
+    # the residual: inside the place (or deleted), a fresh id is stored where the taken one was refused
+    assert loaded.write_docs([{"_id": "fresh", **inside}], user=chw)[0].changed
+    assert loaded.write_docs([{"_id": "fresh2", "_deleted": True}], user=chw)[0].changed
+    assert _refusal(loaded, chw, [{"_id": "p3", "_deleted": True}], "p3") == [
+        {"message": "outside the user's place", "index": 0, "doc_id": "X", "field": "_id"}]
+
+
 def test_task_docs_are_their_users_own(loaded: Store) -> None:
     chw = _user(loaded, "chw", facility_id="a1")
     other = _user(loaded, "chw.b", facility_id="a3")

@@ -12,7 +12,8 @@
  *   art.trace_client                 missed_appointment -> the client's CHW traces them at home
  *   art.escalate_unverified          missed_appointment still unverified after its window -> program officer
  *
- * Titles, labels and priority labels are translation keys (translations/messages-en.properties).
+ * Titles, labels and priority labels are translation keys (translations/messages-*.properties); each action's
+ * form is a Kazi form in forms/<form>.json, which the web app fills in with the action's content.
  * Who gets which task is decided by permissions (app_settings.json), never by role names.
  */
 var extras = require('./nools-extras');
@@ -351,8 +352,10 @@ module.exports = [
         },
       },
     ],
+    // a verification closes the case; so does the program officer's own review of it (the task's form)
     resolvedIf: function (c, r) {
-      return !!extras.verificationOf(c, r);
+      return !!extras.verificationOf(c, r) ||
+        !!extras.reportWithField(c, 'verification_backlog_review', 'source_report_id', r._id);
     },
     actions: [
       {

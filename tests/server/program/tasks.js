@@ -5,6 +5,9 @@
  *                   with priority `fields.priority` when given; resolved by a later `followup` report
  *                   about the same person.
  *   person.welcome  a person with `role: client` -> a welcome visit due on their registration day.
+ *
+ * forms/followup.json is the follow-up's form and translations/ hold English and Chichewa texts (some keys
+ * only in English, to show the fallback): the web app's routes are tested and documented with them.
  */
 module.exports = [
   {
