@@ -408,9 +408,10 @@ def write_report(path: Path, res: dict[str, Any], argv: str) -> None:
     L.append(f"* Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory_gb']} GB RAM, {m['os']}; Python {m['python']}.")
     L.append(f"* Kazi commit {v.get('kazi_commit')}{' (work tree modified)' if v.get('kazi_worktree_dirty') else ''}, "
              f"mini-racer {v.get('mini_racer')}; store: SQLite (WAL), the embedded default; server: `kazi serve "
-             f"--workers {res['workers']} --now {res['now']}` (one uvicorn process, its background worker thread and "
-             f"{res['workers']} compute processes), on 127.0.0.1; load generator: wrk {res.get('wrk_version', '')}"
-             " on the same 2-core machine (it takes CPU from the server).")
+             f"--workers {res['workers']} --now {res['now']}` (the API process, and the `kazi worker` process it "
+             f"starts, which keeps every user's tasks up to date, with {res['workers']} compute processes for large "
+             f"full recomputes), on 127.0.0.1; load generator: {res.get('wrk_version', 'wrk')} on the same 2-core "
+             "machine (it takes CPU from the server).")
     n_users = sum(res["user_roles"].values())
     L.append(f"* Population: {res['households']:,} households, {b['documents']:,} documents "
              f"(`kazi population --seed 1 --end-date {END_DATE}`), {n_users} "
@@ -477,6 +478,21 @@ def write_report(path: Path, res: dict[str, Any], argv: str) -> None:
              "0.5–1.5 s: 200 users then ask more than one Python process answers and requests queue. The "
              "saturation row drops the pause to show capacity: with 200 requests always in flight, latency is "
              "the queue (Little's law: 200 / throughput).")
+    L.append("* Recompute after a program change: every one of the users is recomputed from their whole scope "
+             "(a CHW's area, a supervisor's health facility, the program officer's and the admin's district), "
+             "so the round reads and computes the population several times over; the ratio is that multiple of "
+             "one pass.")
+    L.append("")
+    L.append("## What limits these figures\n")
+    L.append("Profiles of the API process under the mixed load (py-spy, 50 Hz; see bench/README.md) put its time "
+             "in rendering the pages of the users whose tasks a report changed (the contacts' lineage query, "
+             "reading and sorting the task documents) and in SQLite: the API's and the worker's write "
+             "transactions take turns on the one write lock, and a writer that finds it taken sleeps in SQLite's "
+             "busy handler. Everything in the API process shares one interpreter (two cores, one of them busy "
+             "with wrk and the worker). A posted report is slow to show for a supervisor whose list holds ~200 "
+             "open tasks because the web app reads the whole list (~360 KB) and it is rendered again after every "
+             "change. These are the next steps: serve the list as a delta since the client's last sequence "
+             "number, cache ancestors' names, and run several API processes.")
     path.write_text("\n".join(L) + "\n")
 
 

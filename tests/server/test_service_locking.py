@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,14 +48,13 @@ def _has_task_for(service: TaskService, user: StoredUser, report_id: str) -> boo
     return any(str(t["emission_id"]).startswith(report_id) for t in service.tasks(user, limit=1000).items)
 
 
-def test_refresh_does_not_wait_for_another_users_computation(store: Store) -> None:
-    """A round busy with another user (their lock held) does not hold up the caller's read-your-writes."""
-    service, users, client = _setup(store)
-    supervisor, chw = users["site_supervisor"], users["chw"]
+@contextlib.contextmanager
+def _held_elsewhere(user_id: int) -> Iterator[None]:
+    """Another thread (a round of the background worker) holds this user's lock for the duration."""
     held, release = threading.Event(), threading.Event()
 
-    def busy_round() -> None:  # a round stuck computing the CHW
-        with service_module._USER_LOCKS(chw.id):
+    def busy_round() -> None:
+        with service_module._USER_LOCKS(user_id):
             held.set()
             release.wait(30)
 
@@ -61,14 +62,22 @@ def test_refresh_does_not_wait_for_another_users_computation(store: Store) -> No
     t.start()
     try:
         assert held.wait(10)
+        yield
+    finally:
+        release.set()
+        t.join()
+
+
+def test_refresh_does_not_wait_for_another_users_computation(store: Store) -> None:
+    """A round busy with another user (their lock held) does not hold up the caller's read-your-writes."""
+    service, users, client = _setup(store)
+    supervisor, chw = users["site_supervisor"], users["chw"]
+    with _held_elsewhere(chw.id):  # a round stuck computing the CHW
         store.write_docs([_missed(supervisor, client, "missed-while-busy")], user=supervisor)
         t0 = time.monotonic()
         service.refresh_user(supervisor)
         assert time.monotonic() - t0 < service_module.REFRESH_WAIT_S
         assert _has_task_for(service, supervisor, "missed-while-busy")
-    finally:
-        release.set()
-        t.join()
     service.close()
 
 
@@ -79,26 +88,13 @@ def test_refresh_waits_a_bounded_time_for_the_callers_own_computation(store: Sto
     monkeypatch.setattr(service_module, "REFRESH_WAIT_S", 0.2)
     service, users, client = _setup(store)
     supervisor = users["site_supervisor"]
-    held, release = threading.Event(), threading.Event()
-
-    def busy_round() -> None:
-        with service_module._USER_LOCKS(supervisor.id):
-            held.set()
-            release.wait(30)
-
-    t = threading.Thread(target=busy_round)
-    t.start()
-    try:
-        assert held.wait(10)
+    with _held_elsewhere(supervisor.id):
         store.write_docs([_missed(supervisor, client, "missed-while-own-busy")], user=supervisor)
         t0 = time.monotonic()
         service.refresh_user(supervisor)
         waited = time.monotonic() - t0
         assert 0.15 < waited < 2.0
         assert not _has_task_for(service, supervisor, "missed-while-own-busy")
-    finally:
-        release.set()
-        t.join()
     service.process_changes()
     assert _has_task_for(service, supervisor, "missed-while-own-busy")
     service.close()
