@@ -49,10 +49,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(demo: RunningDemo) -> Iterator[Any]:
     """Chromium, started after the demo: loading the demo runs V8, which must not happen in a thread where
-    Playwright's event loop already runs."""
+    Playwright's event loop already runs. One per test module (a second to start): closed after each module,
+    so tests run after these in the same session (tests/interactions) may load programs in this thread again."""
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         _no_browser(f"no Chromium at {CHROMIUM}")
     executable = CHROMIUM if CHROMIUM.exists() else Path(str(shutil.which("chromium")))
