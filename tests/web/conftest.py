@@ -88,6 +88,18 @@ class Api:
     def ready_tasks(self) -> list[dict[str, Any]]:
         return list(self.get("/tasks", limit=1000)["items"])
 
+    def danger_sign_for(self, task_title: str, doc_id: str, reported_date: int) -> dict[str, Any]:
+        """Report a danger sign for the contact of the user's first Ready task titled ``task_title``, so her
+        household has a second Ready task (the follow-up); returns that contact."""
+        me = self.get("/me")
+        task = next(i for i in self.ready_tasks() if i["emission"]["title"] == task_title)
+        mother: dict[str, Any] = self.get(f"/docs/{task['contact']['_id']}")
+        self.post("/docs", {"_id": doc_id, "type": "data_record", "form": "danger_sign",
+                            "reported_date": reported_date, "contact": {"_id": me["contact_id"]},
+                            "fields": {"patient_id": mother["patient_id"], "patient_uuid": mother["_id"],
+                                       "danger_signs": "fever", "referred_to_facility": "yes"}})
+        return mother
+
     def messages(self) -> dict[str, str]:
         return dict(self.get("/translations")["messages"])
 

@@ -226,14 +226,7 @@ def household_pair(s: Session, demo: RunningDemo) -> dict[str, Any]:
     pair: dict[str, Any] | None = s.page.evaluate(PICK_HOUSEHOLD_PAIR)
     if pair is None:
         # a danger sign seen on a pregnant woman: a second Ready task in her household (the follow-up, first)
-        api = s.api
-        me = api.get("/me")
-        anc = next(i for i in api.ready_tasks() if i["emission"]["title"] == "task.anc.visit.title")
-        mother = api.get(f"/docs/{anc['contact']['_id']}")
-        api.post("/docs", {"_id": "tracking-test-danger-sign", "type": "data_record", "form": "danger_sign",
-                           "reported_date": demo.now_ms - 3600_000, "contact": {"_id": me["contact_id"]},
-                           "fields": {"patient_id": mother["patient_id"], "patient_uuid": mother["_id"],
-                                      "danger_signs": "fever", "referred_to_facility": "yes"}})
+        s.api.danger_sign_for("task.anc.visit.title", "tracking-test-danger-sign", demo.now_ms - 3600_000)
         sync_now(s)
         pair = s.page.evaluate(PICK_HOUSEHOLD_PAIR)
     assert pair is not None

@@ -258,14 +258,9 @@ def test_open_a_task_its_contact_and_submit_its_form(session_for: SessionFor, de
 def test_household_group_after_submitting(session_for: SessionFor, demo: RunningDemo) -> None:
     s = session_for("chw")
     api = s.api
-    me = api.get("/me")
     pnc = next(i for i in api.ready_tasks() if i["emission"]["title"] == "task.pnc.home_visit.title")
-    mother = api.get(f"/docs/{pnc['contact']['_id']}")
-    # a danger sign seen yesterday in the same household: a second Ready task there (priority 10)
-    api.post("/docs", {"_id": "webapp-test-danger-sign", "type": "data_record", "form": "danger_sign",
-                       "reported_date": demo.now_ms - 3600_000, "contact": {"_id": me["contact_id"]},
-                       "fields": {"patient_id": mother["patient_id"], "patient_uuid": mother["_id"],
-                                  "danger_signs": "fever", "referred_to_facility": "yes"}})
+    # a danger sign seen in the same household: a second Ready task there (priority 10)
+    mother = api.danger_sign_for("task.pnc.home_visit.title", "webapp-test-danger-sign", demo.now_ms - 3600_000)
     follow_up = next(i for i in api.ready_tasks() if i["emission"]["title"] == "task.danger_sign.follow_up.title")
     assert follow_up["contact"]["_id"] == mother["_id"]
 
