@@ -165,3 +165,12 @@ class StoreError(KaziError):
 class TaskDocsChangedError(KaziError):
     """A user's task documents changed between a computation's read and its write: another process computed
     the same user meanwhile. The computation is repeated from what is stored now (never shown to clients)."""
+
+
+class DocumentExistsError(KaziError):
+    """A write meant to create documents found one of their ``_id``s taken (``write_docs(create_only=True)``):
+    the check and the write are one transaction, so two submissions racing for one ``_id`` cannot both win."""
+
+    def __init__(self, doc_ids: list[str]) -> None:
+        super().__init__(f"_id already used: {', '.join(repr(i) for i in doc_ids)}")
+        self.doc_ids = doc_ids

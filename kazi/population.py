@@ -35,7 +35,8 @@ local midnight of ``end_date``; compute tasks on ``end_date``):
   reports (submitted under the facility's data clerk), the site supervisor's ``appointment_verification``
   and the CHW's ``client_tracing``.
 
-CHWs differ in diligence (each area draws one): a CHW makes ~55-100% of the visits a diligent CHW would, so
+CHWs differ in diligence (each area draws one, and areas take turns at three profiles: as drawn, diligent,
+struggling): a CHW makes ~35-100% of the visits a diligent CHW would, so
 that about two thirds of the CHWs' tasks end Completed and the rest Failed. Site supervisors verify most
 missed appointments within days to weeks, but each has fallen behind since a day 25-31 days before
 ``end_date`` (leave, covering the clinic): since then only about one verification in eight was done.
@@ -90,6 +91,11 @@ PREGNANCY_REGISTERED = 0.92
 # CHWs differ: each does this share of what a diligent CHW would (triangular low, high, mode), which scales the
 # chances below that a visit is made at all and that it is made on time
 CHW_DILIGENCE = (0.55, 1.0, 0.85)
+# ... and areas take turns at three profiles (area index modulo 3), so that every facility's team has CHWs who
+# do most visits on time, CHWs as drawn, and CHWs who miss many and are often late (what a supervisor's
+# comparison is for): 0 as drawn, 1 diligent (two thirds of the way from the draw to 1), 2 struggling (the draw
+# times this factor)
+STRUGGLING_FACTOR = 0.65
 ANC_VISIT_DONE = 0.85
 DANGER_SIGN_IN_PREGNANCY = 0.20
 DANGER_SIGN_POSTNATAL = 0.12
@@ -520,6 +526,16 @@ class _Generator:
                 area_index += 1
 
 
+def _profile(area_index: int, drawn: float) -> float:
+    """A CHW's diligence from their area's profile (see ``STRUGGLING_FACTOR``) and the drawn value."""
+    kind = area_index % 3
+    if kind == 1:
+        return 1.0 - (1.0 - drawn) / 3
+    if kind == 2:
+        return drawn * STRUGGLING_FACTOR
+    return drawn
+
+
 class _Area:
     """One CHW area: its households and a year of their history. Seeded on its own (see module docstring)."""
 
@@ -531,6 +547,7 @@ class _Area:
         self.village = village
         self.household_count = households
         self.rng = random.Random(f"kazi-population:{gen.seed}:area:{index}")
+        self.index = index
         self.contacts: list[Doc] = []
         self.reports: list[Doc] = []
         self.chain: tuple[str, ...] = ()
@@ -580,7 +597,7 @@ class _Area:
         chw = gen._staff(rng, self.chain, "chw", area_ms + rng.randint(60, 3600) * 1000)
         area["contact"] = _lineage(chw.chain)
         self.chw = chw
-        self.diligence = rng.triangular(*CHW_DILIGENCE)
+        self.diligence = _profile(self.index, rng.triangular(*CHW_DILIGENCE))
         gen._add_user(chw, ["chw"], area_id)
         self.contacts += [area, chw.doc]
         for _ in range(self.household_count):

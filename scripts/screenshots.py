@@ -5,9 +5,10 @@
 Serves the demo (kazi.web.demo_server: the demo program, population and users, clock frozen on the demo
 day) and drives Debian's Chromium (scripts/install_chromium.sh) at a phone's size, 360 x 760 CSS pixels,
 through the screens people use: the CHW's Tasks list, a form, a contact page, the list while offline with a
-form waiting, and the online site supervisor's verification list. The pictures are the same on every run, so
-a change in them is a change in the app. It also prints what the first load of the app weighs (bytes on the
-wire, gzip), the figure docs/webapp.md states.
+form waiting, the online site supervisor's verification list and the CHW supervisor's report page (on a
+second demo of 500 households, the ``kazi demo`` default, whose facility has several CHWs to compare). The
+pictures are the same on every run, so a change in them is a change in the app. It also prints what the first
+load of the app weighs (bytes on the wire, gzip), the figure docs/webapp.md states.
 """
 
 from __future__ import annotations
@@ -69,6 +70,26 @@ def first_load_weight(browser: Any, demo: RunningDemo) -> tuple[int, list[str]]:
     return total, names
 
 
+def supervision_shots(browser: Any, demo: RunningDemo, out: Path) -> None:
+    """The supervisor report page: its top (pickers, the first indicator) and one indicator's comparison."""
+    context, page = new_page(browser, demo)
+    user = demo.user("chw_supervisor")
+    page.goto("/")
+    page.fill("#username", user.username)
+    page.fill("#password", user.password)
+    page.click("form.login button[type=submit]")
+    page.wait_for_selector("ul.tasks, .empty[data-empty]")
+    page.click("#menu-btn")
+    page.click("#supervision-link")
+    page.wait_for_selector("section.indicator table.report-table")
+    shoot(page, out / "supervision-report.png")
+    section = page.locator("section.indicator[data-indicator=completion_rate]")
+    page.evaluate("document.querySelector('header.bar').style.position = 'static'")  # not over the section
+    section.screenshot(path=str(out / "supervision-comparison.png"), animations="disabled")
+    print(f"  {(out / 'supervision-comparison.png').name}")
+    context.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
@@ -82,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kazi-shots-") as tmp, \
             running_demo(f"sqlite:///{Path(tmp, 'demo.sqlite3').as_posix()}", households=150) as demo, \
+            running_demo(f"sqlite:///{Path(tmp, 'team.sqlite3').as_posix()}", households=500) as team, \
             sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=["--no-sandbox"] if os.geteuid() == 0 else [])
@@ -122,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         login(page, demo, "site_supervisor")
         shoot(page, out / "supervisor-list.png")
         context.close()
+
+        supervision_shots(browser, team, out)
 
         total, names = first_load_weight(browser, demo)
         print(f"first load of the app: {total} bytes ({total / 1024:.1f} KiB) in {len(names)} files: "

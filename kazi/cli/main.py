@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "kazi.cli.importer",
     "kazi.cli.serve",
     "kazi.cli.worker",
+    "kazi.cli.sms",
 ]
 
 

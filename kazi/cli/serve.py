@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     now = parse_now(args.now) if args.now else None
     in_process = args.compute == "thread"
     app = create_app(args.db, now=now, workers=args.workers, program_dir=args.program,
-                     background_interval_s=DEFAULT_INTERVAL_S if in_process else None)
+                     background_interval_s=DEFAULT_INTERVAL_S if in_process else None, others_to_worker=True)
     clock = f", clock frozen at {args.now}" if args.now else ""
     print(f"Kazi serving on http://{args.host}:{args.port} (API documentation: /docs{clock})", flush=True)
     worker = None if in_process else WorkerProcess(worker_command(args))

@@ -5,16 +5,21 @@ process's interpreter: the API only brings its own caller up to date (read-your-
 works off every change for every user it concerns, the local midnights and the hourly housekeeping. Several
 may run against one store (one per server): they share the store's worker lease, so one computes at a time
 and another takes over when it stops (:mod:`kazi.store.lease`). It runs until SIGTERM or SIGINT, then ends
-its round and gives up the lease.
+its round and gives up the lease; started by ``kazi serve`` (``--parent``), it also ends within half a second
+of the server's end, however the server ended.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from typing import Any
 
+#: niceness of the worker: when the API and the worker want the same core, the kernel gives it to the API, so a
+#: request never waits behind other people's computations; with a core idle the worker runs at full speed
+DEFAULT_NICENESS = 10
 #: how often the worker looks for changes and local midnights (seconds)
 DEFAULT_INTERVAL_S = 1.0
 
@@ -26,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=0, help="compute processes for large full recomputes")
     p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S,
                    help=f"seconds between rounds when there is nothing to do (default {DEFAULT_INTERVAL_S})")
+    p.add_argument("--nice", type=int, default=DEFAULT_NICENESS, metavar="N",
+                   help=f"scheduling niceness added to this process and its compute processes (default "
+                        f"{DEFAULT_NICENESS}: requests first, background computing with what CPU is left)")
+    p.add_argument("--parent", type=int, metavar="PID", default=None,
+                   help="end when this process ends (`kazi serve` passes its own pid)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +48,7 @@ def worker_command(args: Any) -> list[str]:
         out += ["--now", args.now]
     if getattr(args, "workers", 0):
         out += ["--workers", str(args.workers)]
-    return out
+    return [*out, "--parent", str(os.getpid())]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from kazi.store import open_store
 
     now = parse_now(args.now) if args.now else None
+    if args.nice:
+        os.nice(args.nice)  # inherited by the compute processes it spawns
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -66,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 if not worker.running:
                     return 1
+                if args.parent is not None and os.getppid() != args.parent:
+                    # the server is gone without stopping us (killed, or uvicorn re-raised its SIGTERM
+                    # before the server's cleanup ran): a worker must not outlive it, holding the lease
+                    break
         finally:
             worker.stop()
             service.close()

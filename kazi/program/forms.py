@@ -32,7 +32,6 @@ written out in docs/api.md ("Forms"), and this module is their reference:
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +40,8 @@ from datetime import date
 from typing import Any, Final
 
 from kazi.errors import Problem
+from kazi.program.wording import did_you_mean as _suggest
+from kazi.program.wording import show as _show
 
 FORMS_DIR: Final = "forms"
 
@@ -153,21 +154,8 @@ def form_file(form_id: str) -> str:
     return f"{FORMS_DIR}/{form_id}.json"
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return "an object" if isinstance(value, dict) else "an array"
-    return str(value)
 
 
-def _suggest(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 class _FormChecker:

@@ -6,6 +6,9 @@ permissions), ``task-schedules.json`` and ``extension-libs/``. Requires are reso
 statically, as cht-conf's bundler does; V8 then only sees a closed set of files, which is also what
 keeps program code away from the file system.
 
+The settings' ``forms`` are the program's SMS forms (:mod:`kazi.sms.forms`), validated with the rest and
+kept in :attr:`Program.sms_forms`.
+
 For the web app a program may also carry ``forms/<id>.json`` (Kazi's form format, :mod:`kazi.program.forms`)
 and ``translations/messages-<locale>.properties`` (:mod:`kazi.program.translations`); both are validated
 with the tasks, and a program with a ``forms/`` folder gets a warning for each task action whose form is not
@@ -25,6 +28,8 @@ from kazi.program import forms as kforms
 from kazi.program import shape as shapes
 from kazi.program import translations as ktr
 from kazi.program.js.runtime import JsProgramSpec, JsRuntime
+from kazi.sms import forms as ksms
+from kazi.supervision import definitions as ksup
 
 SETTINGS_FILES = ("app_settings.json", "base_settings.json", "settings.json")
 _REQUIRE = re.compile(r"""\brequire\s*\(\s*(['"])((?:\\.|(?!\1).)+)\1\s*\)""")
@@ -54,6 +59,8 @@ class Program:
     _js_runtime: JsRuntime | None = None
     forms: dict[str, kforms.Form] = field(default_factory=dict)  # by form id (forms/<id>.json)
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # locale -> key -> text
+    sms_forms: dict[str, ksms.SmsForm] = field(default_factory=dict)  # by upper-case code (settings `forms`)
+    supervision: ksup.Supervision = ksup.EMPTY  # settings `supervision`: indicators, supervisor tasks (issue 6)
 
     @property
     def default_locale(self) -> str:
@@ -93,7 +100,8 @@ class Program:
     def fresh_copy(self) -> Program:
         """A copy with its own JS runtime (for another thread or process)."""
         return Program(self.path, self.kind, self.settings, self.schedules, self.warnings, self.js_spec,
-                       self.python_source, forms=self.forms, translations=self.translations)
+                       self.python_source, forms=self.forms, translations=self.translations,
+                       sms_forms=self.sms_forms, supervision=self.supervision)
 
 
 class _JsSource:
@@ -141,6 +149,11 @@ def read_settings(root: Path, problems: list[Problem]) -> dict[str, Any]:
                 return {}
             return data
     return {}
+
+
+def settings_file(root: Path) -> str:
+    """The name of the program's settings file (the first of :data:`SETTINGS_FILES` present)."""
+    return next((name for name in SETTINGS_FILES if (root / name).is_file()), SETTINGS_FILES[0])
 
 
 def read_schedules(root: Path, settings: dict[str, Any], problems: list[Problem]) -> list[Any]:
@@ -382,10 +395,27 @@ def inspect_tasks(program_dir: Path) -> list[Problem]:
                                 rule="file", hint="point Kazi at a cht-conf project folder"))
     read_forms(root, problems)
     read_translations(root, problems)
+    problems.extend(ksms.parse_sms_forms(settings, settings_file(root))[1])
+    problems.extend(_supervision_problems(root, settings, shape))
     if shape is not None and (root / kforms.FORMS_DIR).is_dir():
         # only programs that carry Kazi forms are told which task forms the web app cannot open
         problems.extend(kforms.action_form_problems(shape, [p.stem for p in form_paths(root)], tasks_file))
     return problems
+
+
+def _supervision_problems(root: Path, settings: dict[str, Any], shape: Any) -> list[Problem]:
+    """Problems of the settings' ``supervision`` (issue 6), its names checked against the task definitions,
+    the program's forms and SMS form codes (when the tasks could be described)."""
+    names = titles = forms = None
+    kazi_forms = {p.stem for p in form_paths(root)} if (root / kforms.FORMS_DIR).is_dir() else None
+    if shape is not None:
+        names, titles, forms = ksup.shape_vocabulary(shape)
+        forms |= kazi_forms or set()
+        codes = settings.get("forms")
+        if isinstance(codes, dict):
+            forms |= {str(k) for k in codes}
+    return ksup.parse_supervision(settings, settings_file(root), task_names=names, title_keys=titles,
+                                  form_ids=forms, kazi_forms=kazi_forms)[1]
 
 
 def check_program(program_dir: Path, *, consequence: str = "") -> list[Problem]:
@@ -411,7 +441,9 @@ def load_program(program_dir: Path) -> Program:
     scratch: list[Problem] = []
     settings = read_settings(root, scratch)
     schedules = read_schedules(root, settings, scratch)
-    extras: dict[str, Any] = {"forms": read_forms(root, scratch), "translations": read_translations(root, scratch)}
+    extras: dict[str, Any] = {"forms": read_forms(root, scratch), "translations": read_translations(root, scratch),
+                              "sms_forms": ksms.parse_sms_forms(settings, settings_file(root))[0],
+                              "supervision": ksup.parse_supervision(settings, settings_file(root))[0]}
     if (root / "tasks.js").is_file():
         spec = _js_spec(root, settings, schedules, scratch)
         return Program(root, "js", settings, schedules, warnings, js_spec=spec, **extras)

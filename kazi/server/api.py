@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -356,6 +357,8 @@ def write_docs(payload: Annotated[Any, Body(examples=[_DOCS_EXAMPLE])], user: Ca
     if len(batch) > MAX_BATCH:
         raise ApiError(413, f"{len(batch)} documents in one request; send at most {MAX_BATCH} per request")
     results = c.store.write_docs(batch, user=user)
+    if any(r.changed for r in results):
+        c.service.note_write(user)  # the caller's next read waits for these (read-your-writes)
     if c.worker is not None and any(r.changed for r in results):
         c.worker.wake()  # other users' tasks follow without waiting for the next round
     return DocsWritten(results=[DocResult(id=r.id, rev=r.rev, changed=r.changed) for r in results])
@@ -387,26 +390,43 @@ def list_tasks(
     state: Annotated[list[TaskState] | None, Query(description="Ready (default) and/or Draft (repeatable): the "
                                                                "web app caches Draft tasks for offline midnights")
                      ] = None,
+    since: Annotated[int | None, Query(ge=0, description="the `seq` of an earlier answer: answer only the tasks "
+                                                         "that changed after it (a delta)")] = None,
 ) -> Response:
     """Sorted as CHT's Tasks tab (numeric priority, higher first, then due date). Each item is the task
     document (`_id`, `state`, `stateHistory`, `emission`, ...) plus `emission_id`, `contact` (`_id`, `name`:
     the task's owner) and `lineage` (the owner's ancestors within the caller's place, nearest first, each
     `_id`, `name`, `contact_type`). The caller's own writes are included (their tasks are brought up to
     date first). Pages are served from a cache while the caller's task documents are unchanged
-    (`kazi.server.pages`)."""
+    (`kazi.server.pages`).
+
+    `seq` is the newest sequence number among the caller's task documents. A client that keeps the list (the
+    web app does, for offline use) passes it back as `since` and gets a delta: `items` are the tasks in the
+    asked states written after it, `removed` the ids of those that left the list. A `since` newer than the
+    caller's task documents (a copy from another server) gets the whole list, `since` null. `since` does not
+    combine with the `overdue`, `type` and `place` filters (they depend on more than the task document)."""
+    if since is not None:
+        for name, value in (("overdue", overdue), ("type", task_type), ("place", place)):
+            if value is not None:
+                raise ApiError(422, f"`since` (a delta) does not combine with the `{name}` filter: "
+                                    "filter the list on the device", field=name)
     task_seq = c.service.refresh_user(user)
     if task_seq is None:
         c.program_or_409()
+    seq = task_seq or 0
+    if since is not None and since > seq:
+        since = None  # not a sequence number of this server's for this user: the whole list
     states = state or ["Ready"]
-    key = ("tasks", user.id, user.updated_at, c.service.local_day(user), task_seq, overdue,
+    key = ("tasks", user.id, user.updated_at, c.service.local_day(user), seq, overdue,
            tuple(task_type or ()), tuple(place or ()), tuple(states), limit, offset)
-    body = c.pages.get(key)
+    body = c.pages.get(key) if since is None else None
     if body is None:
         page = c.service.tasks(user, overdue=overdue, task_types=task_type, places=place, limit=limit,
-                               offset=offset, states=states)
-        out = TaskPageOut(total=page.total, limit=limit, offset=offset, items=task_items(c.store, user, page.items))
-        body = out.model_dump_json().encode()
-        c.pages.put(key, body)
+                               offset=offset, states=states, since=since)
+        body = orjson.dumps({"total": page.total, "limit": limit, "offset": offset, "seq": seq, "since": since,
+                             "removed": page.removed, "items": task_items(c.store, user, page.items)})
+        if since is None:
+            c.pages.put(key, body)
     return Response(body, media_type="application/json")
 
 
@@ -620,6 +640,7 @@ def create_app(
     store_url: str | None = None, *, now: int | None = None, service: TaskService | None = None,
     store: Store | None = None, program_dir: Path | None = None,
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
+    others_to_worker: bool | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -627,8 +648,10 @@ def create_app(
     ``now`` (epoch ms) freezes the server's clock (tests, demos, replaying a past day); ``program_dir`` loads
     a program before serving, as a new version only when its files differ from the active version's (a
     restart with the same folder recomputes nothing); ``background_interval_s`` runs the recompute worker
-    while the app is up (what ``kazi serve`` does; tests drive the service themselves). The app closes only a
-    store it opened.
+    while the app is up (what ``kazi serve --compute thread`` does; tests drive the service themselves).
+    ``others_to_worker`` (default: when ``background_interval_s`` is given) says that a worker, this app's or
+    another process's, keeps everyone's tasks up to date, so a read computes only the caller's own writes
+    (``TaskService.refresh_user``). The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -643,6 +666,10 @@ def create_app(
     if service is None:
         clock: Callable[[], int] | None = (lambda: now) if now is not None else None
         service = TaskService(store, clock=clock, workers=workers)
+    if others_to_worker is None:
+        others_to_worker = bool(background_interval_s)
+    if others_to_worker:
+        service.others_to_worker = True
     if program_dir is not None:
         service.load_program(Path(program_dir), if_changed=True)
     auth = Authenticator(store) if basic_ttl_s is None else Authenticator(store, basic_ttl_s=basic_ttl_s)
@@ -682,9 +709,11 @@ def create_app(
     _install_error_handlers(app)
     from kazi.server.app_api import app_routers  # routes of the web app, built on this module's dependencies
     from kazi.server.interactions_api import interaction_routes  # task interaction tracking (issue 5)
+    from kazi.server.sms_api import sms_routes  # SMS gateways (issue 7)
+    from kazi.server.supervision_api import supervision_routes  # supervision reports (issue 6)
 
     for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes,
-                   *app_routers, interaction_routes):
+                   *app_routers, interaction_routes, sms_routes, supervision_routes):
         app.include_router(router)
     web.mount(app)  # the web app at /app/ (kazi/web)
     return app

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from kazi.engine.containers import is_contact
 from kazi.engine.permissions import has_permissions
-from kazi.errors import NotFoundError
+from kazi.errors import DocumentExistsError, NotFoundError
 from kazi.program import forms as kforms
 from kazi.program import translations as ktr
 from kazi.program.loader import Program
@@ -238,15 +238,19 @@ def submit_report(body: Annotated[ReportIn, Body(examples=[_REPORT_EXAMPLE])], u
         "reported_date": body.reported_date if body.reported_date is not None else c.service.clock(),
         "contact": store_contacts.minified_lineage(c.store, user.contact_id), "fields": fields,
     }
-    existing = c.store.get_docs([checked_id], include_deleted=True)  # any place: an _id is never reused
-    if existing:
-        stored = existing[0]
-        if not stored.get("_deleted") and _same_submission(stored, report, body.reported_date is not None):
+    try:
+        # created only if the _id is free, checked in the write's transaction: two deliveries of one submission
+        # racing each other store it once, and the second gets the answer below
+        written = c.store.write_doc(report, user=user, create_only=True)
+    except DocumentExistsError:
+        existing = c.store.get_docs([checked_id], include_deleted=True)  # any place: an _id is never reused
+        stored = existing[0] if existing else {}
+        if stored and not stored.get("_deleted") and _same_submission(stored, report, body.reported_date is not None):
             response.status_code = 200
             return ReportOut(id=checked_id, status="unchanged", rev=stored["_rev"], doc=stored)
         raise ApiError(409, f"_id: {checked_id!r} is already used by another document: generate a new _id for a "
-                            "new submission", field="_id")
-    written = c.store.write_doc(report, user=user)
+                            "new submission", field="_id") from None
+    c.service.note_write(user)  # the caller's next Tasks list waits for this report (read-your-writes)
     return ReportOut(id=checked_id, status="created", rev=written.rev, doc={**report, "_rev": written.rev})
 
 

@@ -101,11 +101,17 @@ class DocsWritten(BaseModel):
 
 
 class TaskPageOut(BaseModel):
-    total: int = Field(description="how many tasks match the filters (all pages)")
+    total: int = Field(description="how many tasks match the filters (all pages); in a delta, how many of the "
+                                   "changed tasks are in the list")
     limit: int
     offset: int
     items: list[dict[str, Any]] = Field(
         description="task documents in Tasks tab order, each with its `_id` and its `emission_id`")
+    seq: int = Field(description="the newest sequence number among the caller's task documents: pass it as "
+                                 "`since` to get only what changes after this answer")
+    since: int | None = Field(default=None, description="set when the answer is a delta: the `since` asked for")
+    removed: list[str] = Field(default_factory=list, description="in a delta, the `_id`s of task documents that "
+                                                                 "changed and are no longer in the list")
 
 
 class ProgramOut(BaseModel):

@@ -55,6 +55,7 @@ from kazi.engine.engine import Result, compute
 from kazi.errors import ConfigCodeError, Problem, ProgramError, TaskDocsChangedError
 from kazi.program import loader
 from kazi.program.loader import Program, check_program, inspect_tasks, load_program
+from kazi.server.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
 from kazi.store import NOTHING, Change, Scope, Store, StoredUser
 from kazi.store import tracking as tr
 
@@ -77,6 +78,8 @@ REFRESH_MAX_PENDING = 2000
 MAX_ERRORS = 200
 #: computations of one user tried when another process keeps writing the same user's task documents
 MAX_COMPUTE_ATTEMPTS = 3
+#: advance_time checks every user's local day at least this often (ms), even when no midnight is due
+DAY_CHECK_MAX_MS = 60_000
 #: how long refresh_user waits for a round in progress before leaving the user to the background worker
 REFRESH_WAIT_S = 2.0
 _OPEN_STATES = (taskdocs.READY, taskdocs.DRAFT)
@@ -130,10 +133,12 @@ class ProgramInfo:
 @dataclass(frozen=True)
 class TaskPage:
     """One page of a user's Tasks tab: ``total`` matching tasks, ``items`` the task docs of this page (each
-    with its emission's id as ``emission_id``)."""
+    with its emission's id as ``emission_id``); in a delta (``since``), ``removed`` the ids of task documents
+    that left the list."""
 
     total: int
     items: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # a delta's task documents that left the list
 
 
 @dataclass
@@ -157,12 +162,35 @@ class _Dirty:
         return bool(self.subjects or self.doc_ids)
 
 
+class _Holders:
+    """The users holding task documents for some subjects, queried on the first question: most readers a
+    change concerns are concerned through their place (``_Dirty.places``), and never need it."""
+
+    def __init__(self, store: Store, subjects: set[str]) -> None:
+        self._store = store
+        self._subjects = subjects
+        self._found: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def __contains__(self, settings_id: object) -> bool:
+        if not self._subjects:
+            return False
+        with self._lock:
+            if self._found is None:
+                self._found = tr.task_holders(self._store, self._subjects)
+            return settings_id in self._found
+
+
 class TaskService:
     """Computes and serves every user's tasks from one store (see the module docstring)."""
 
     def __init__(self, store: Store, *, clock: Callable[[], int] | None = None, workers: int = 0,
-                 default_tz: str = DEFAULT_TZ) -> None:
+                 default_tz: str = DEFAULT_TZ, others_to_worker: bool = False) -> None:
         self.store = store
+        # True when a background worker keeps everyone's tasks up to date (`kazi serve`, `kazi demo`): a read
+        # then computes only what the caller's own writes changed, and leaves other people's changes to it
+        self.others_to_worker = others_to_worker
+        self._wrote: dict[int, int] = {}  # user id -> a change seq at or after their last write here
         self.clock: Callable[[], int] = clock or (lambda: int(time.time() * 1000))
         self.workers = workers
         self.default_tz = default_tz
@@ -171,9 +199,11 @@ class TaskService:
         # read-your-writes bookkeeping of this process: the last change each user was brought up to date with,
         # and the digest of the pending changes ((processed seq, last seq) -> dirty, holders)
         self._refreshed: dict[int, int] = {}
-        self._pending_cache: tuple[tuple[int, int], tuple[_Dirty, set[str]] | None] | None = None
+        self._pending_cache: tuple[tuple[int, int], tuple[_Dirty, _Holders] | None] | None = None
         self._errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self.full_recompute_days = FULL_RECOMPUTE_DAYS
+        # advance_time's memo: (program version, clock ms before which no user's local day can change)
+        self._day_checked: tuple[int, int] = (-1, 0)
 
     # ----------------------------------------------------------------------------------------------------
     # programs
@@ -335,10 +365,24 @@ class TaskService:
             tr.set_state(self.store, tr.PROCESSED_SEQ, last)
         return count
 
+    def note_write(self, user: StoredUser) -> None:
+        """Remember that ``user`` just wrote documents (called by the API after a committed write), so that
+        their next read brings their tasks up to date even when other people's changes are left to the
+        background worker (``others_to_worker``)."""
+        self._wrote[user.id] = self.store.last_seq()
+
+    def _own_write_pending(self, user: StoredUser, fresh: tr.Freshness) -> bool:
+        """Whether a write of ``user``'s is among the changes no round processed and this process has not
+        brought them up to date with."""
+        return self._wrote.get(user.id, 0) > max(fresh.processed_seq, self._refreshed.get(user.id, 0))
+
     def refresh_user(self, user: StoredUser) -> int | None:
         """Read-your-writes for one user: pending changes that affect them, then the temporal update at
-        ``clock()``. When a round is computing this user (the background worker's), waits up to
-        ``REFRESH_WAIT_S`` and otherwise leaves the user to it: an API call is never held up longer.
+        ``clock()``. With ``others_to_worker`` only the caller's own writes are waited for: another user's
+        report reaches this user's list through the background worker's round, and the read stays a read
+        (under load, 200 users reading while reports arrive would otherwise each compute in the API process).
+        When a round is computing this user (the background worker's), waits up to ``REFRESH_WAIT_S`` and
+        otherwise leaves the user to it: an API call is never held up longer.
 
         Returns None when no program is loaded, else the newest sequence number among the user's task
         documents afterwards (what a cached page of theirs is keyed by: :mod:`kazi.server.pages`).
@@ -361,6 +405,9 @@ class TaskService:
                 self._full(loaded, user)
             elif task_scope(user).empty:
                 pass  # no tasks to bring up to date (an admin without a place)
+            elif self.others_to_worker and not self._own_write_pending(user, fresh):
+                if state is not None:  # other people's changes are the worker's; the local day is not
+                    self._new_day(loaded, user, state, self.clock())
             elif (pending := self._pending(fresh)) is None:
                 pass  # an import is being worked off: the background worker gets there
             else:
@@ -376,7 +423,7 @@ class TaskService:
             lock.release()
         return tr.user_task_seq(self.store, user.settings_id)
 
-    def _pending(self, fresh: tr.Freshness) -> tuple[_Dirty, set[str]] | None:
+    def _pending(self, fresh: tr.Freshness) -> tuple[_Dirty, _Holders] | None:
         """What the changes no round has processed yet made dirty, and who holds task documents for it; None
         when there are too many. Computed once per range of changes and shared by every caller until the next
         write or round: between two rounds, every user's read would otherwise read and digest the same log."""
@@ -385,11 +432,11 @@ class TaskService:
         if cached is not None and cached[0] == key:
             return cached[1]
         changes = self._changes_since(fresh.processed_seq, REFRESH_MAX_PENDING + 1)
-        result: tuple[_Dirty, set[str]] | None = None
+        result: tuple[_Dirty, _Holders] | None = None
         if len(changes) <= REFRESH_MAX_PENDING:
             changes = [c for c in changes if c.seq <= fresh.last_seq]
             dirty = self._dirty(changes)
-            result = (dirty, tr.task_holders(self.store, dirty.subjects) if dirty else set())
+            result = (dirty, _Holders(self.store, dirty.subjects))
         self._pending_cache = (key, result)
         return result
 
@@ -397,7 +444,8 @@ class TaskService:
         """Nothing to do for ``user``: no change pending (or none since this process last brought them up to
         date), same program and account, and their open documents already advanced to today (task states
         change with the local day only)."""
-        if fresh.last_seq != fresh.processed_seq and self._refreshed.get(user.id) != fresh.last_seq:
+        if (fresh.last_seq != fresh.processed_seq and self._refreshed.get(user.id) != fresh.last_seq
+                and (not self.others_to_worker or self._own_write_pending(user, fresh))):
             return False
         state = fresh.state
         return (state is not None and not self._needs_full(user, state, loaded.version)
@@ -425,10 +473,14 @@ class TaskService:
             loaded = self._current()
             if loaded is None:
                 return 0
+            now = self.clock()
+            if loaded.version == self._day_checked[0] and now < self._day_checked[1]:
+                return 0  # everyone was current at the last check, and no local midnight has come since
             states = tr.task_user_states(self.store)
             written = 0
-            now = self.clock()
+            zones: set[str] = set()
             for u in self.store.users.list_all(include_disabled=False):
+                zones.add(self._tz(u))
                 state = states.get(u.id)
                 if state is None or not u.roles or task_scope(u).empty or self._day_is_current(u, state, now):
                     continue  # never computed (the next process_changes does it in full), no tasks, or current
@@ -436,6 +488,11 @@ class TaskService:
                     state = tr.task_user_state(self.store, u.id)  # a refresh may have got there first
                     if state is not None:
                         written += self._new_day(loaded, u, state, now)
+            # Until the next local midnight of any user's zone nobody's day can change, but a new account may
+            # bring a zone not seen here: the check runs again after a minute at most. (At 300 users, checking
+            # every round cost the worker a tenth of a core while nothing could change.)
+            next_midnight = min((_next_local_midnight(now, tz) for tz in zones), default=now + DAY_CHECK_MAX_MS)
+            self._day_checked = (loaded.version, min(now + DAY_CHECK_MAX_MS, next_midnight))
             return written
 
     def _day_is_current(self, user: StoredUser, state: tr.TaskUserState, now: int) -> bool:
@@ -452,7 +509,8 @@ class TaskService:
         if (date.fromisoformat(today) - last_full).days >= self.full_recompute_days:
             return self._full(loaded, user)
         if state.local_day != today:
-            return self._temporal(user, state)
+            written = self._temporal(user, state)
+            return written + self._supervise(loaded, user)
         return 0
 
     # -- one user
@@ -483,7 +541,7 @@ class TaskService:
             nonlocal now
             now = self.clock()  # a repeated computation is of its own instant, after what the other one wrote
             contacts, reports = self.store.docs_in_scope(task_scope(user))
-            existing = self.store.task_docs(user)
+            existing = [d for d in self.store.task_docs(user) if not is_supervisor_doc(d)]  # theirs: _supervise
             source: Any = loaded.program
             batch = 400
             if self.workers > 1 and len(contacts) > 2000:
@@ -493,6 +551,7 @@ class TaskService:
                            collect_errors=True, batch_size=batch)
 
         result = self._computed(user, run)
+        self._supervise(loaded, user, always=True)
         self._identity[user.id] = (user.updated_at, self._identity_of(user))
         tr.save_task_user_state(self.store, tr.TaskUserState(user.id, loaded.version, _fingerprint(user),
                                                              _local_day(now, tz), now))
@@ -511,19 +570,20 @@ class TaskService:
             for d in docs:
                 if is_contact(d):
                     wanted.update(contact_subject_ids(d))
-            touched = self.store.task_docs(user, requesters=wanted)
+            touched = [d for d in self.store.task_docs(user, requesters=wanted) if not is_supervisor_doc(d)]
             # every other open doc gets the temporal update too (CHT's fetchTasksFor), so the user's list is
             # current as of now and the local day can be remembered; when they were already advanced to today
             # (states change with the local day only) the update would write nothing, so they are not read
             others: list[dict[str, Any]] = []
             if state is None or state.local_day != _local_day(now, tz):
                 others = [d for d in self.store.task_docs(user, states=_OPEN_STATES)
-                          if d.get("requester") not in wanted]
+                          if d.get("requester") not in wanted and not is_supervisor_doc(d)]
             return compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
                            subjects=wanted, user=self.store.engine_user(user), now_ms=now, tz=tz,
                            collect_errors=True)
 
         result = self._computed(user, run)
+        self._supervise(loaded, user)
         if state is not None and state.local_day != _local_day(now, tz):  # a write only when the day moved
             tr.save_task_user_state(self.store, tr.TaskUserState(
                 user.id, state.program_version, state.fingerprint, _local_day(now, tz), state.full_at))
@@ -550,6 +610,29 @@ class TaskService:
                 user.id, state.program_version, state.fingerprint, today, state.full_at))
         return len(writes)
 
+    def _supervise(self, loaded: _Loaded, user: StoredUser, *, always: bool = False) -> int:
+        """The user's supervisor tasks (issue 6), re-evaluated after each computation of the user when the
+        program defines any (``always``: a full recompute, which also cancels those of a rule since removed);
+        see :mod:`kazi.server.supervisor_tasks` for what marks them dirty and the latency. Written with the
+        same optimistic check as a computation. Returns the documents written."""
+        if not always and not rules_for(loaded.program, user):
+            # no rule gives this user supervisor tasks: a rule lost (an account or program change) is a full
+            # recompute, ``always``, which cancels what it had left open
+            return 0
+        for attempt in range(MAX_COMPUTE_ATTEMPTS):
+            seq = tr.user_task_seq(self.store, user.settings_id)
+            writes = refresh_supervisor_tasks(self.store, loaded.program, user, now_ms=self.clock(),
+                                              tz=self._tz(user), tz_of=self._tz)
+            if not writes:
+                return 0
+            try:
+                last = attempt == MAX_COMPUTE_ATTEMPTS - 1
+                self.store.write_task_docs(writes, expect=None if last else (user.settings_id, seq))
+                return len(writes)
+            except TaskDocsChangedError:
+                continue  # another process wrote the user's documents meanwhile: read them again
+        return 0
+
     def _store_result(self, user: StoredUser, result: Result, *, expect: tuple[str, int] | None = None) -> None:
         if result.writes:
             self.store.write_task_docs(result.writes, expect=expect)
@@ -568,9 +651,10 @@ class TaskService:
         limit = CHANGES_PER_ROUND if limit is None else limit  # read when called: tests and tuning change it
         out: list[Change] = []
         while len(out) < limit:
-            page = self.store.changes_since(since, limit=min(CHANGES_PAGE, limit - len(out)))
+            asked = min(CHANGES_PAGE, limit - len(out))
+            page = self.store.changes_since(since, limit=asked)
             out.extend(page)
-            if not page:
+            if len(page) < asked:  # the end of the log (no second query to learn it)
                 break
             since = page[-1].seq
         return out
@@ -635,7 +719,8 @@ class TaskService:
 
     def tasks(self, user: StoredUser, *, overdue: bool | None = None, task_types: list[str] | None = None,
               places: list[str] | None = None, limit: int = 100, offset: int = 0,
-              states: Sequence[str] = (taskdocs.READY,), owners: Sequence[str] | None = None) -> TaskPage:
+              states: Sequence[str] = (taskdocs.READY,), owners: Sequence[str] | None = None,
+              since: int | None = None) -> TaskPage:
         """The user's Tasks tab: Ready task docs, highest priority first, then by due date (reference 7.10).
 
         ``overdue``: due today or earlier in the user's zone (CHT marks a task due today as overdue) or, when
@@ -643,9 +728,24 @@ class TaskService:
         task's owner is at or below one of these places; ``owners``: the task's owner is one of these contacts
         (a contact's page); ``states``: Ready by default (the web app also caches Draft tasks, which turn Ready
         on the device at local midnight).
+
+        ``since`` (a task-document sequence number the caller had) makes the page a delta: only the task
+        documents written after it, those in ``states`` as ``items`` (``total`` counts them) and the others'
+        ids as ``removed`` (they left the list: completed, failed, cancelled). A device keeps its list and
+        applies deltas, so a change to one task of a 600-task list costs one task, not the list.
         """
         tz = self._tz(user)
-        docs = self.store.task_docs(user, states=list(states), owners=owners)
+        removed: list[str] = []
+        if since is not None:
+            wanted = set(states)
+            docs = []
+            for d in self.store.task_docs(user, owners=owners, since=since):
+                if d.get("state") in wanted:
+                    docs.append(d)
+                else:
+                    removed.append(str(d.get("_id")))
+        else:
+            docs = self.store.task_docs(user, states=list(states), owners=owners)
         if overdue is not None:
             today = _local_day(self.clock(), tz)
             docs = [d for d in docs if _is_overdue(d, today) == overdue]
@@ -657,7 +757,8 @@ class TaskService:
             docs = [d for d in docs if d.get("owner") in under]
         ordered = taskdocs.sort_for_tasks_tab(docs, tz)
         page = ordered[max(0, offset):max(0, offset) + max(0, limit)]
-        return TaskPage(total=len(ordered), items=[{**d, "emission_id": _emission(d).get("_id")} for d in page])
+        return TaskPage(total=len(ordered), items=[{**d, "emission_id": _emission(d).get("_id")} for d in page],
+                        removed=removed)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -727,6 +828,11 @@ def _close_loaded(loaded: _Loaded) -> None:
         if callable(close):
             close()
     loaded.folder.cleanup()
+
+
+def _next_local_midnight(now_ms: int, tz: str) -> int:
+    """The first instant of the local day after the one holding ``now_ms`` in ``tz``."""
+    return int(dates.add_days_local(dates.local_midnight(now_ms, tz), 1, tz))
 
 
 def _local_day(now_ms: int, tz: str) -> str:

@@ -21,6 +21,7 @@ import orjson
 
 from kazi.engine.containers import contact_subject_ids, contact_type, is_contact, report_subject_id, report_subject_ids
 from kazi.errors import DocumentError
+from kazi.sms.phones import phone_key
 from kazi.store.schema import CONTACT, OTHER, REPORT
 
 Doc = dict[str, Any]
@@ -48,6 +49,7 @@ class Prepared:
     contact_id: str | None = None
     subject: str | None = None
     reported_date: int | None = None
+    phone: str | None = None  # a contact's phone key, how SMS senders are found (kazi.sms.phones)
     subjects: list[str] = field(default_factory=list)
     stub_chain: list[str] = field(default_factory=list)  # parent stub ids in the body, nearest first
 
@@ -138,6 +140,7 @@ def prepare(doc: object, index: int) -> Prepared | list[DocumentError]:
     if kind == CONTACT:
         ctype = contact_type(body)
         out.contact_type = ctype if isinstance(ctype, str) else None
+        out.phone = phone_key(body.get("phone"))
         out.subjects = [s for s in contact_subject_ids(body) if isinstance(s, str)]
         chain = _stub_chain(body.get("parent"), doc_id, index)
         if isinstance(chain, DocumentError):

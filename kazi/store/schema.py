@@ -16,6 +16,8 @@ Why these tables:
 * ``counters`` hands out change sequence numbers; the row is locked by every write transaction, which
   serialises writers and guarantees a change with a smaller sequence number is never committed later;
 * ``task_docs`` holds each user's task documents (CHT's ``type: task``) with their state history in the body;
+  the columns ``task_name``, ``title_key``, ``closed_at`` and ``on_time`` are what supervision reports count
+  by (migration 0007; :mod:`kazi.store.supervision`);
 * ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes; ``users.locale``, the
   language the web app shows, came with migration 0003);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
@@ -25,7 +27,10 @@ Why these tables:
   restarted service resumes instead of recomputing everything (migration 0002);
 * ``interaction_summaries`` keeps the task interaction summaries devices send (one per user, device and
   local day, issue 5), each version of an id kept: a conflicting copy is numbered, never lost (migration
-  0004; :mod:`kazi.store.interactions`).
+  0004; :mod:`kazi.store.interactions`);
+* ``sms_messages`` and ``sms_outgoing`` keep every SMS a gateway delivered (unique by the gateway's message id
+  and sender: a message delivered twice is processed once) and the replies with their delivery state; a
+  contact's phone key (``docs.phone``) finds an SMS sender by an index (migration 0006; :mod:`kazi.store.sms`).
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ docs = Table(
     Column("reported_date", BigInteger),  # epoch ms when the body has a number there
     Column("deleted", Boolean, nullable=False),  # a tombstone (_deleted: true)
     Column("body", Text, nullable=False),  # the JSON body as given, without _rev
+    Column("phone", String),  # a contact's phone key (kazi.sms.phones.phone_key): SMS senders (0006)
     Index(None, "seq", unique=True),
     Index(None, "kind", "contact_type"),
     Index(None, "type"),
@@ -94,6 +100,7 @@ docs = Table(
     Index(None, "contact_id"),
     Index(None, "subject"),
     Index(None, "reported_date"),
+    Index(None, "phone"),
 )
 
 doc_ancestors = Table(
@@ -141,12 +148,20 @@ task_docs = Table(
     Column("due_date", String),  # emission.dueDate, local YYYY-MM-DD
     Column("authored_on", BigInteger),
     Column("body", Text, nullable=False),
+    # supervision (migration 0007): what the indicators count by, so no report parses JSON
+    Column("task_name", String),  # the definition's name, from emission._id
+    Column("title_key", String),  # emission.title when a string
+    Column("closed_at", BigInteger),  # when a terminal state (Completed, Failed, Cancelled) was reached
+    Column("on_time", Boolean),  # Completed on or before emission.endDate in the user's zone
     Index(None, "seq", unique=True),
     Index(None, "user_id", "state"),
     Index(None, "user_id", "requester"),
     Index(None, "user_id", "owner"),
     Index(None, "user_id", "emission_id"),
     Index(None, "user_id", "seq"),  # the newest task document of a user (migration 0005)
+    # supervision reports (0007): covering, so counting a team's year reads the index only, never the bodies
+    Index("ix_task_docs_closed", "user_id", "closed_at", "state", "on_time", "task_name", "title_key"),
+    Index("ix_task_docs_generated", "user_id", "authored_on", "task_name", "title_key"),
 )
 
 users = Table(
@@ -227,4 +242,47 @@ interaction_summaries = Table(
     Index(None, "id", "content_hash", unique=True),
     Index(None, "day", "username"),
     Index(None, "username", "day"),
+)
+
+sms_messages = Table(
+    "sms_messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # order of arrival
+    Column("id", String, nullable=False),  # the gateway's message id
+    Column("sender", String, nullable=False),  # the sender's number as the gateway gave it
+    Column("text", Text, nullable=False),
+    Column("sent_at", BigInteger),  # when the phone sent it (epoch ms), when the gateway says
+    Column("received_at", BigInteger, nullable=False),  # when the gateway received it (epoch ms)
+    Column("stored_at", BigInteger, nullable=False),  # when Kazi stored it (server clock)
+    Column("gateway", String(16), nullable=False),  # medic-gateway | json: the endpoint it came through
+    Column("gateway_user", String, nullable=False),  # the account that delivered it
+    Column("status", String(16), nullable=False),  # processed | error | unknown_sender
+    Column("error", String(32)),  # the error code when status is error
+    Column("form", String),  # the SMS form's code, when recognised
+    Column("contact_id", String),  # the sender's contact
+    Column("report_id", String),  # the report it became
+    Column("patient_id", String),  # the subject's short code (a registration's new one)
+    Column("reply_id", String),  # sms_outgoing.id of the reply
+    Column("reply_to", String),
+    Column("reply_text", Text),
+    Index(None, "id", "sender", unique=True),
+    Index(None, "status", "seq"),
+    Index(None, "contact_id"),
+)
+
+sms_outgoing = Table(
+    "sms_outgoing",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String, nullable=False),  # the message id the gateway reports states under
+    Column("to", String, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("gateway", String(16), nullable=False),  # medic-gateway: queued for it; json: answered directly
+    Column("state", String(32), nullable=False),  # CHT's message states: pending, forwarded-to-gateway, ...
+    Column("reason", Text),  # why it failed, as the gateway reports it
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("in_reply_to", Integer),  # sms_messages.seq
+    Index(None, "id", unique=True),
+    Index(None, "gateway", "state"),
 )

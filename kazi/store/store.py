@@ -13,6 +13,7 @@ means a system caller (workers, import, tests) and sees everything: API handlers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -24,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User
-from kazi.errors import DocumentBatchError, DocumentError, NotFoundError, TaskDocsChangedError
+from kazi.engine.taskdocs import TERMINAL_STATES
+from kazi.errors import DocumentBatchError, DocumentError, DocumentExistsError, NotFoundError, TaskDocsChangedError
 from kazi.store import db, documents
 from kazi.store.documents import Doc, Prepared
 from kazi.store.schema import (
@@ -38,9 +40,12 @@ from kazi.store.schema import (
     doc_subjects,
     docs,
     task_docs,
+    users,
 )
 from kazi.store.scope import Scope, contact_ids_in, report_ids_in, resolve, scope_of, visible
 from kazi.store.users import StoredUser, UserStore
+from kazi.supervision.definitions import task_name_of
+from kazi.supervision.report import completed_on_time
 
 #: ids per ``IN (...)`` list: far below SQLite's and PostgreSQL's bound-parameter limits
 CHUNK = 500
@@ -153,22 +158,46 @@ class Store:
     # ----------------------------------------------------------------------------------------------------
     # documents: writing
 
-    def write_docs(self, batch: Iterable[object], *, user: Scoped = None) -> list[WriteResult]:
+    def write_docs(self, batch: Iterable[object], *, user: Scoped = None, create_only: bool = False
+                   ) -> list[WriteResult]:
         """Write a batch of CHT documents, all or none (:class:`DocumentBatchError` lists every problem).
 
         A document with ``_deleted: true`` is a deletion (CouchDB's tombstone). With ``user``, every document
-        must be in the user's scope both as it was and as written.
+        must be in the user's scope both as it was and as written. ``create_only``: refuse the batch with
+        :class:`DocumentExistsError` if any ``_id`` is taken (tombstones included), checked in the write's
+        own transaction.
         """
         items = list(batch)
         prepared = _prepare_batch(items, documents.prepare)
         if not prepared:
             return []
-        with self._writer.begin() as conn:
-            return _DocWriter(conn, resolve(user), len(items)).write(prepared)
+        try:
+            with self._writer.begin() as conn:
+                if create_only:
+                    _lock_counter(conn, DOCS_COUNTER)  # writers wait here, so the check sees every commit
+                    taken = [row.id for chunk in _chunks([p.id for p in prepared])
+                             for row in conn.execute(select(docs.c.id).where(docs.c.id.in_(chunk)))]
+                    if taken:
+                        raise DocumentExistsError(taken)
+                return _DocWriter(conn, resolve(user), len(items)).write(prepared)
+        except IntegrityError as exc:
+            # a unique index refused an insert: with the counter lock above it cannot happen, but if a writer
+            # ever bypassed that lock, a taken _id must still read as taken, not as a server error
+            if create_only:
+                raise DocumentExistsError([p.id for p in prepared]) from exc
+            raise
 
-    def write_doc(self, doc: object, *, user: Scoped = None) -> WriteResult:
+    @contextmanager
+    def writing(self) -> Iterator[DocTransaction]:
+        """One write transaction holding the document writers' lock, for a module that writes documents
+        together with rows of its own (an SMS message and the person and report it made): all or none."""
+        with self._writer.begin() as conn:
+            _lock_counter(conn, DOCS_COUNTER)  # serialised with every other document writer
+            yield DocTransaction(conn)
+
+    def write_doc(self, doc: object, *, user: Scoped = None, create_only: bool = False) -> WriteResult:
         """Write one document (a batch of one)."""
-        return self.write_docs([doc], user=user)[0]
+        return self.write_docs([doc], user=user, create_only=create_only)[0]
 
     def delete_docs(self, ids: Iterable[str], *, user: Scoped = None) -> list[WriteResult]:
         """Delete documents (tombstones keep their ``_id`` for the change log); unknown ids refuse the batch."""
@@ -330,6 +359,7 @@ class Store:
             results: list[WriteResult] = []
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
+            zones = _zones_of(conn, {p.user_id for p in prepared if p.state == "Completed"})
             for p in prepared:
                 old = existing.get(p.id)
                 if old is not None and documents.rev_hash(old.rev) == p.content_hash:
@@ -339,7 +369,10 @@ class Store:
                 rev = f"{documents.rev_generation(old.rev) + 1 if old is not None else 1}-{p.content_hash}"
                 values = {"rev": rev, "seq": seq, "user_id": p.user_id, "requester": p.requester,
                           "owner": p.owner, "state": p.state, "emission_id": p.emission_id,
-                          "due_date": p.due_date, "authored_on": p.authored_on, "body": p.body}
+                          "due_date": p.due_date, "authored_on": p.authored_on, "body": p.body,
+                          "task_name": p.task_name, "title_key": p.title_key, "closed_at": p.closed_at,
+                          "on_time": completed_on_time(p.closed_at, p.end_date, zones.get(p.user_id, "UTC"))
+                          if p.state == "Completed" else None}
                 if old is None:
                     inserts.append({"id": p.id, **values})
                 else:
@@ -355,11 +388,15 @@ class Store:
     def task_docs(
         self, user: StoredUser | str, *, states: Iterable[str] | None = None,
         requesters: Iterable[str] | None = None, owners: Iterable[str] | None = None,
+        since: int | None = None,
     ) -> list[Doc]:
         """A user's task documents (``user``: an account or a username), optionally only some states,
-        requesters (the container contacts) or owners, in write order."""
+        requesters (the container contacts) or owners, or only those written after sequence number ``since``
+        (a device's delta: the index on ``(user_id, seq)`` serves it), in write order."""
         user_id = user.settings_id if isinstance(user, StoredUser) else f"org.couchdb.user:{user}"
         query = select(task_docs.c.rev, task_docs.c.body).where(task_docs.c.user_id == user_id)
+        if since is not None:
+            query = query.where(task_docs.c.seq > since)
         in_memory: list[tuple[str, set[str]]] = []  # lists too long for one IN (...) filter the decoded docs
         for column, values in ((task_docs.c.state, states), (task_docs.c.requester, requesters),
                                (task_docs.c.owner, owners)):
@@ -476,7 +513,8 @@ class _DocWriter:
             kind = old.kind if p.deleted and old is not None else p.kind
             values = {"rev": rev, "seq": seq, "kind": kind, "type": p.type, "contact_type": p.contact_type,
                       "form": p.form, "parent_id": p.parent_id, "contact_id": p.contact_id, "subject": p.subject,
-                      "reported_date": p.reported_date, "deleted": p.deleted, "body": p.body}
+                      "reported_date": p.reported_date, "deleted": p.deleted, "body": p.body,
+                      "phone": p.phone}
             if old is None:
                 rows_new.append({"id": p.id, **values})
             else:
@@ -633,6 +671,19 @@ def _reroot_descendants(conn: Connection, contact_id: str) -> None:
         .where(below.c.ancestor_id == contact_id, below.c.depth > 0)))
 
 
+class DocTransaction:
+    """What :meth:`Store.writing` yields: its connection, for the caller's own rows, and document writes in
+    the same transaction (validated, scoped and logged as :meth:`Store.write_docs` does)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def write_docs(self, batch: Iterable[object], *, user: Scoped = None) -> list[WriteResult]:
+        items = list(batch)
+        prepared = _prepare_batch(items, documents.prepare)
+        return _DocWriter(self.conn, resolve(user), len(items)).write(prepared) if prepared else []
+
+
 def _lock_counter(conn: Connection, name: str) -> int:
     """Read a counter, holding its row lock to the end of the transaction (SQLite: the write lock is held
     since BEGIN IMMEDIATE). Writers are serialised, so sequence numbers are committed in order."""
@@ -660,6 +711,10 @@ class _PreparedTask:
     emission_id: str | None
     due_date: str | None
     authored_on: int | None
+    task_name: str | None = None  # supervision columns (migration 0007)
+    title_key: str | None = None
+    closed_at: int | None = None
+    end_date: str | None = None  # emission.endDate: `on_time` needs the user's zone, known at the write
 
 
 def _prepare_task(doc: object, index: int) -> _PreparedTask | DocumentError:
@@ -690,7 +745,30 @@ def _prepare_task(doc: object, index: int) -> _PreparedTask | DocumentError:
         requester=text_or_none(body.get("requester")), owner=text_or_none(body.get("owner")),
         state=text_or_none(body.get("state")), emission_id=text_or_none(emission.get("_id")),
         due_date=text_or_none(emission.get("dueDate")), authored_on=documents.epoch_ms(body.get("authoredOn")),
+        task_name=task_name_of(emission.get("_id")), title_key=text_or_none(emission.get("title")),
+        closed_at=_closed_at(body), end_date=text_or_none(emission.get("endDate")),
     )
+
+
+def _zones_of(conn: Connection, settings_ids: set[str]) -> dict[str, str]:
+    """The zones of the users named (by settings id) that have one: `on_time` is judged in the user's zone."""
+    names = [u.removeprefix("org.couchdb.user:") for u in settings_ids]
+    out: dict[str, str] = {}
+    for chunk in _chunks(names):
+        for row in conn.execute(select(users.c.username, users.c.timezone)
+                                .where(users.c.username.in_(chunk), users.c.timezone.is_not(None))):
+            out[f"org.couchdb.user:{row.username}"] = row.timezone
+    return out
+
+
+def _closed_at(body: dict[str, Any]) -> int | None:
+    """When a terminal task document reached its state: its last history entry (supervision reports count
+    completions, failures and cancellations by it)."""
+    history = body.get("stateHistory")
+    if body.get("state") not in TERMINAL_STATES or not isinstance(history, list) or not history:
+        return None
+    last = history[-1]
+    return documents.epoch_ms(last.get("timestamp")) if isinstance(last, dict) else None
 
 
 def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:

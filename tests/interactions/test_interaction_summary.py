@@ -288,7 +288,7 @@ def test_the_vocabulary_of_a_js_program_is_its_title_keys_and_forms() -> None:
 def test_the_demo_program_names_every_task_title_and_form() -> None:
     program = load_program(PROGRAM_DIR)
     vocabulary = program_vocabulary(program)
-    assert "task.anc.visit.title" in vocabulary.title_keys and len(vocabulary.title_keys) == 9
+    assert "task.anc.visit.title" in vocabulary.title_keys and len(vocabulary.title_keys) == 10  # 9 + the SMS visit
     assert set(program.forms) <= vocabulary.form_ids
     assert {"anc_visit", "appointment_verification"} <= vocabulary.form_ids
 

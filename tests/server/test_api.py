@@ -616,8 +616,8 @@ def test_demo_loads_and_serves_its_users(tmp_path: Path) -> None:
     try:
         users = load_demo(store, service, generate(40, 1, day))
         assert [u.roles[0] for u in users] == ["chw", "chw_supervisor", "site_supervisor", "program_officer",
-                                               "admin"]
-        assert [u.online for u in users] == [False, False, True, True, True]
+                                               "admin", "gateway"]  # the SMS gateway's account (docs/sms.md)
+        assert [u.online for u in users] == [False, False, True, True, True, True]
         with TestClient(create_app(store=store, service=service)) as client:
             for u in users:
                 resp = client.get("/api/v1/tasks", auth=(u.username, u.password))
@@ -756,7 +756,9 @@ def test_kazi_demo_serves_with_printed_passwords(tmp_path: Path) -> None:
                 pytest.fail("kazi demo printed no users:\n" + "".join(lines))
             lines.append(line)
         users = [ln.split() for ln in lines if re.match(r"  \S+ +\S+ +\S+ +(online|offline) +\d+$", ln)]
-        assert [u[2] for u in users] == ["chw", "chw_supervisor", "site_supervisor", "program_officer", "admin"]
+        assert [u[2] for u in users] == ["chw", "chw_supervisor", "site_supervisor", "program_officer", "admin",
+                                         "gateway"]
+        sms_lines = [proc.stdout.readline() for _ in range(3)]  # the README's SMS curl, as the demo prints it
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -770,6 +772,31 @@ def test_kazi_demo_serves_with_printed_passwords(tmp_path: Path) -> None:
             page = httpx.get(f"{base}/api/v1/tasks", auth=(username, password), timeout=10).json()
             assert page["total"] == int(ready)
         assert httpx.get(f"{base}/api/v1/tasks", auth=(users[0][0], "wrong-password"), timeout=10).status_code == 401
+        # README.md, "Cases by SMS": its curl, with the printed password and phone, is the one the demo prints,
+        # and it registers a pregnancy whose first ANC visit joins the CHW's list
+        readme = (ROOT / "README.md").read_text()
+        block = readme[readme.index("### Cases by SMS"):]
+        block = block[block.index("```sh\n") + 6:block.index("\n```", block.index("```sh\n"))]
+        printed = "".join(sms_lines[1:]).strip()
+        password = dict(zip([u[2] for u in users], [u[1] for u in users], strict=True))["gateway"]
+        phone = re.search(r'"from": "([^"]+)"', printed)
+        assert phone is not None, sms_lines
+        command = (block.replace("GATEWAY_PASSWORD", password).replace("CHW_PHONE", phone.group(1))
+                   .replace("http://127.0.0.1:8000", base))
+        assert command == printed
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True).stdout
+        result = json.loads(out)["results"][0]
+        assert result["status"] == "processed" and "Mary Banda" in result["reply"]["text"], out
+        chw = users[0]
+        deadline = time.monotonic() + 20  # another user's write: the CHW's tasks follow within a round or so
+        while True:
+            page = httpx.get(f"{base}/api/v1/tasks", auth=(chw[0], chw[1]), timeout=10).json()
+            if page["total"] == int(chw[4]) + 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert page["total"] == int(chw[4]) + 1
+        assert [t["emission"]["title"] for t in page["items"]
+                if t["emission"]["contact"].get("name") == "Mary Banda"] == ["task.anc.visit.title"]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -828,6 +855,29 @@ def test_kazi_serve_computes_in_a_worker_process(template_db: Path, tmp_path: Pa
     while _worker_pids(db_url) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _worker_pids(db_url) == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_worker_process_ends_with_the_server_however_it_ends(template_db: Path, tmp_path: Path,
+                                                                  how: signal.Signals) -> None:
+    """A worker left behind would keep the store's worker lease and compute for nobody: it watches its server
+    and ends with it, even when the server had no chance to stop it (SIGKILL; uvicorn re-raises SIGTERM)."""
+    db_url = _copy_db(template_db, tmp_path)
+    proc, _base = _start_serve(db_url, tmp_path)
+    try:
+        assert len(_worker_pids(db_url)) == 1
+        proc.send_signal(how)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _worker_pids(db_url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _worker_pids(db_url) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _worker_pids(db_url):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_task_pages_come_from_the_cache_until_the_callers_tasks_change(env: Env) -> None:

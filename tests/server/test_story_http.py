@@ -152,7 +152,8 @@ def test_online_supervisor_verifies_every_missed_appointment_over_http(
     rest = [verification(i) for i in range(10, CLIENTS)]
     for start in range(0, len(rest), 35):
         sup.post_docs(rest[start:start + 35])
-    assert sup.tasks() == {"total": 0, "limit": 1000, "offset": 0, "items": []}
+    final = sup.tasks()
+    assert (final["total"], final["items"], final["since"], final["removed"]) == (0, [], None, [])
     service.process_changes()  # the worker's round catches up with everyone else
     for report_id, task_id in task_of.items():
         doc = sup.task(task_id)
@@ -189,3 +190,79 @@ def test_offline_chw_gets_anc_and_pnc_tasks_over_http(api: tuple[TestClient, Tas
     assert pnc["owner"] == "client2" and pnc["emission_id"].startswith("deliv2~")
     assert chw.task(pnc["_id"]).json()["state"] == "Ready"
     assert chw.tasks(place="hh2")["total"] == len([t for t in chw.tasks()["items"] if t["owner"] == "client2"])
+
+
+def _apply(held: dict[str, dict[str, Any]], answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the web app does with an answer: a delta updates its copy, a whole list replaces it."""
+    out = dict(held) if answer["since"] is not None else {}
+    for task_id in answer["removed"]:
+        out.pop(task_id, None)
+    out.update({t["_id"]: t for t in answer["items"]})
+    return out
+
+
+def test_a_device_keeps_its_list_up_to_date_with_deltas(api: tuple[TestClient, TaskService]) -> None:
+    """`GET /api/v1/tasks?since=SEQ`: only what changed after the `seq` of an earlier answer."""
+    client, service = api
+    _set_up(client, service, "sup", "clerk")
+    sup, clerk = Actor(client, "sup"), Actor(client, "clerk")
+    open_states = {"state": ["Ready", "Draft"]}
+    clerk.post_docs([missed(i) for i in range(20)])
+    service.process_changes()
+    first = sup.tasks(**open_states)
+    assert first["since"] is None and first["total"] == 20 and first["seq"] > 0
+    held = _apply({}, first)
+
+    nothing = sup.tasks(since=first["seq"], **open_states)
+    assert (nothing["since"], nothing["seq"], nothing["total"], nothing["items"], nothing["removed"]) == (
+        first["seq"], first["seq"], 0, [], [])
+
+    # her verification: the task leaves the list, and the delta says so by id
+    task_of = {_report_of(t): t["_id"] for t in first["items"]}
+    sup.post_docs(verification(0))
+    after_verify = sup.tasks(since=first["seq"], **open_states)
+    assert after_verify["removed"] == [task_of["missed0"]] and after_verify["items"] == []
+    assert after_verify["seq"] > first["seq"]
+    held = _apply(held, after_verify)
+
+    # a new missed appointment: the delta holds that one task, rendered as in the whole list
+    clerk.post_docs(missed(20))
+    service.process_changes()
+    new = sup.tasks(since=after_verify["seq"], **open_states)
+    assert new["total"] == 1 and [_report_of(t) for t in new["items"]] == ["missed20"] and new["removed"] == []
+    whole = sup.tasks(**open_states)
+    assert new["items"][0] == next(t for t in whole["items"] if _report_of(t) == "missed20")
+    held = _apply(held, new)
+    assert set(held) == {t["_id"] for t in whole["items"]} and len(held) == 20
+    assert whole["seq"] == new["seq"]
+
+    # a `since` this server never gave (a copy from another server): the whole list
+    foreign = sup.tasks(since=whole["seq"] + 1000, **open_states)
+    assert foreign["since"] is None and foreign["total"] == 20
+    # filters that depend on more than the task document do not combine with a delta
+    for params in ({"overdue": "true"}, {"type": VERIFY}, {"place": "hc"}):
+        resp = client.get("/api/v1/tasks", auth=sup.auth, params={"since": 1, **params})
+        assert resp.status_code == 422 and resp.json()["error"]["field"] == next(iter(params)), resp.text
+
+
+def test_with_a_worker_a_read_waits_only_for_the_callers_own_writes(store: Store) -> None:
+    """`others_to_worker` (what `kazi serve` sets): another user's report reaches the supervisor's list through
+    the worker's round, while her own verification leaves it at once."""
+    store.users.create("admin", password="admin-password", roles=["admin"])
+    service = TaskService(store, clock=lambda: NOW_MS)
+    try:
+        with TestClient(create_app(store=store, service=service, others_to_worker=True)) as client:
+            _set_up(client, service, "sup", "clerk")
+            sup, clerk = Actor(client, "sup"), Actor(client, "clerk")
+            clerk.post_docs([missed(i) for i in range(3)])
+            assert sup.tasks()["total"] == 0  # the clerk's reports are the worker's to bring to her
+            service.process_changes()
+            tasks = sup.tasks()
+            assert tasks["total"] == 3
+            sup.post_docs(verification(0))
+            assert {_report_of(t) for t in sup.tasks()["items"]} == {"missed1", "missed2"}  # her own: at once
+            clerk.post_docs(missed(3))
+            sup.post_docs(verification(1))  # her write brings what is pending for her too
+            assert {_report_of(t) for t in sup.tasks()["items"]} == {"missed2", "missed3"}
+    finally:
+        service.close()

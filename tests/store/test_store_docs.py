@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from kazi.errors import DocumentBatchError, NotFoundError
+from kazi.errors import DocumentBatchError, DocumentExistsError, NotFoundError
 from kazi.store import Store
 from kazi.store.schema import changes, doc_subjects, docs
 
@@ -155,3 +157,44 @@ def test_big_batches_cross_the_parameter_chunks(store: Store) -> None:
     assert len(store.contacts_under("hc")) == 1201
     assert len(store.docs_for_subjects([f"{i}" for i in range(1200)])) == 1200
     assert all(r.changed is False for r in store.write_docs(batch))
+
+
+def test_create_only_refuses_a_taken_id_even_a_deleted_one(store: Store) -> None:
+    store.write_doc({"_id": "r1", "type": "data_record", "form": "f"})
+    store.write_doc({"_id": "gone", "type": "clinic"})
+    store.delete_docs(["gone"])
+    before = _snapshot(store)
+    for taken in ("r1", "gone"):
+        with pytest.raises(DocumentExistsError) as err:
+            store.write_docs([{"_id": "fresh", "type": "clinic"}, {"_id": taken, "type": "clinic"}], create_only=True)
+        assert err.value.doc_ids == [taken]
+    assert _snapshot(store) == before  # nothing of either batch
+    assert store.write_doc({"_id": "fresh", "type": "clinic"}, create_only=True).changed
+
+
+def test_two_creations_racing_for_one_id_store_one(make_store: Callable[[], Store]) -> None:
+    """Two server processes get the same new `_id` at the same moment (a phone's retry): the check and the
+    write are one transaction, so exactly one is stored and the other is told the `_id` is taken."""
+    stores = [make_store(), make_store()]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        try:
+            stores[i].write_doc({"_id": "same", "type": "data_record", "form": "f", "n": i}, create_only=True)
+            outcomes.append("created")
+        except DocumentExistsError:
+            outcomes.append("taken")
+
+    for _round in range(5):
+        outcomes.clear()
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes) == ["created", "taken"]
+        stores[0].write_docs([{"_id": "same", "_deleted": True}])
+        with stores[0].engine.begin() as conn:  # make the _id free again for the next round
+            conn.execute(docs.delete().where(docs.c.id == "same"))

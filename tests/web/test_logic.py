@@ -86,6 +86,32 @@ def test_tasks_tab_order_matches_the_server(js: Any, demo: RunningDemo) -> None:
         assert got == expected, as_json
 
 
+def test_a_delta_applied_on_the_device_gives_the_servers_list(js: Any, demo: RunningDemo) -> None:
+    """applyTaskDelta + compareTasks on the device's copy == the server's whole list after the same writes
+    (task documents listed in write order, then sorted), ties included."""
+    rng = random.Random(9)
+    for _round in range(30):
+        written = [_random_emission(rng, i) for i in range(rng.randint(2, 12))]  # write order = list order
+        for t in written:
+            t["emission"] = {k: (None if v == float("inf") else v) for k, v in t["emission"].items()}
+        before = sort_for_tasks_tab(written, demo.tz)
+        changed = rng.sample(written, rng.randint(0, len(written)))
+        kept = [t for t in written if t not in changed]
+        rewritten = [t for t in changed if rng.random() < 0.5]  # a new state of the same task, still listed
+        for t in rewritten:
+            t["emission"] = {**t["emission"], "priority": rng.choice([None, 1, 5, 9])}
+        new = [_random_emission(rng, 100 + i) for i in range(rng.randint(0, 4))]
+        for t in new:
+            t["emission"] = {k: (None if v == float("inf") else v) for k, v in t["emission"].items()}
+        delta_docs = [*rewritten, *new]
+        removed = [t["_id"] for t in changed if t not in rewritten]
+        expected = [t["_id"] for t in sort_for_tasks_tab([*kept, *delta_docs], demo.tz)]
+        delta = {"items": sort_for_tasks_tab(delta_docs, demo.tz), "removed": removed}
+        got = js.run("return L.applyTaskDelta(arg.before, arg.delta).sort(L.compareTasks).map(t => t._id);",
+                     {"before": before, "delta": delta})
+        assert got == expected
+
+
 def _random_raw(rng: random.Random, form: kforms.Form) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for f in form.fields:

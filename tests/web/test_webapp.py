@@ -415,6 +415,8 @@ def test_local_midnight_on_an_offline_device(session_for: SessionFor, demo: Runn
 
 def test_site_supervisor_works_the_verification_list(session_for: SessionFor, demo: RunningDemo) -> None:
     s = session_for("site_supervisor")
+    lists: list[str] = []  # the app's list requests: the whole list at login, then deltas (`since`)
+    s.page.on("request", lambda r: lists.append(r.url) if "/api/v1/tasks?" in r.url else None)
     s.login()
     items = s.api.ready_tasks()
     assert len(items) >= 2
@@ -438,3 +440,4 @@ def test_site_supervisor_works_the_verification_list(session_for: SessionFor, de
     while s.row_ids() != [i["_id"] for i in left] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert s.row_ids() == [i["_id"] for i in left]
+    assert "since=" not in lists[0] and any("since=" in url for url in lists[1:]), lists

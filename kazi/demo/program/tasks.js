@@ -6,6 +6,7 @@
  *   anc.delivery_reminder            pregnancy registration -> be ready for the delivery around the expected date
  *   danger_sign.follow_up            danger sign report -> follow-up visit the next day (priority 10)
  *   pnc.home_visit                   delivery (app 'delivery' / SMS 'D') -> postnatal visits on days 1, 3 and 7
+ *   visit_request.home_visit         a client's SMS 'VR' from their own phone -> their CHW visits within 3 days
  *   newborn.home_check               newborn person (date_of_birth in the last 8 weeks) -> checks on days 3, 10, 42
  *   supervision.danger_sign_review   danger sign the CHW did not follow up -> CHW supervisor reviews the case
  *   art.verify_missed_appointment    missed_appointment from the ART register -> site supervisor verifies
@@ -218,6 +219,33 @@ module.exports = [
         },
       },
       { type: 'contact', label: 'task.newborn.home_check.open_profile' },
+    ],
+  },
+
+  {
+    name: 'visit_request.home_visit',
+    icon: 'icon-home-visit',
+    title: 'task.visit_request.home_visit.title',
+    appliesTo: 'reports',
+    appliesToType: ['VR'],
+    appliesIf: function (c, r) {
+      // a client texted for a visit from their own phone (SMS 'VR'): their CHW goes within three days
+      return extras.doesHomeVisits(c.contact);
+    },
+    events: [{ id: 'requested-visit', days: 0, start: 0, end: 3 }],
+    priority: function () {
+      return { level: 5, label: 'task.priority.requested' };
+    },
+    // no resolvedIf: the default (a home_visit form inside the window, after the request) applies
+    actions: [
+      {
+        form: 'home_visit',
+        label: 'task.visit_request.home_visit.action',
+        modifyContent: function (content, c, r) {
+          content.source_report_id = r._id;
+          content.reason = Utils.getField(r, 'reason') || '';
+        },
+      },
     ],
   },
 

@@ -4,6 +4,7 @@
 //   #/form/<emission id>/<n>     the nth action's form                        #/contact/<id>   a contact
 //   #/group/<household>/<task>   the household's other tasks after a submission (can_view_tasks_group)
 //   #/analytics                  task interaction analytics (can_view_interaction_analytics; analytics.js)
+//   #/supervision[/<username>]   supervisor reports and a worker's drill-down (can_view_supervisor_reports; supervision.js)
 
 import {
   collectFields, dueLabel, filterPlaces, filterTasks, fold, householdOf, householdTasks, isOverdue, localDay,
@@ -137,6 +138,8 @@ function renderMenu() {
     h('button', { type: 'button', onclick: () => { close(); sync(); } }, t('sync.now')),
     can('can_view_interaction_analytics')
       ? h('a', { href: '#/analytics', id: 'analytics-link', onclick: close }, t('app.analytics.title')) : null,
+    can('can_view_supervisor_reports')
+      ? h('a', { href: '#/supervision', id: 'supervision-link', onclick: close }, t('app.supervision.title')) : null,
     h('button', {
       type: 'button', id: 'logout',
       onclick: async () => {
@@ -632,6 +635,21 @@ async function analyticsView() {
   }
 }
 
+// The supervisor reports live in their own module too: only supervisors download it (and only when opened).
+async function supervisionView(username) {
+  if (!can('can_view_supervisor_reports')) { location.replace('#/tasks'); return; }
+  const name = username ? 'supervision-worker' : 'supervision';
+  setHeader({ title: t('app.supervision.title'), back: username ? '#/supervision' : '#/tasks' });
+  show(name, h('p', { class: 'loading' }, t('app.sync.syncing')));
+  try {
+    const { supervisionPage, workerPage } = await import('./supervision.js');
+    if (current?.name !== name) return;
+    show(name, username ? workerPage({ h, t, api, state, username }) : supervisionPage({ h, t, api, state }));
+  } catch (err) {
+    show(name, empty(t('app.error', { message: err.message })));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // routing
 
@@ -649,6 +667,7 @@ function route() {
   else if (view === 'contact' && a) contactView(a);
   else if (view === 'group' && a) groupView(a, b);
   else if (view === 'analytics') analyticsView();
+  else if (view === 'supervision') supervisionView(a);
   else listView();
 }
 

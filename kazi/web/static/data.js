@@ -2,7 +2,7 @@
 // the queue of submitted forms. The app always reads from the device copy, so it works the same online and
 // offline; syncing refreshes the copy and sends the queue.
 
-import { newId } from './logic.js';
+import { applyTaskDelta, localDay, newId } from './logic.js';
 import * as tracker from './tracker.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -108,6 +108,8 @@ export const state = {
   forms: {},           // form id -> form
   formsVersion: null,  // program version the forms came with
   tasks: [],           // the user's Ready and Draft task items, as the server sent them
+  tasksSeq: null,      // the `seq` of the answer the copy is up to date with (the next sync asks `since` it)
+  tasksDay: null,      // the device's local day of the last whole list (names and places refresh daily)
   lastSync: null,      // epoch ms of the last complete sync
   syncing: false,
   online: navigator.onLine,
@@ -122,7 +124,8 @@ export const changed = new EventTarget();
 const emit = (what = 'state') => changed.dispatchEvent(new CustomEvent('change', { detail: what }));
 
 // Keys of the device copy that belong to the logged-in user (the queue is kept apart, per username).
-const USER_KEYS = ['me', 'messages', 'locale', 'forms', 'formsVersion', 'tasks', 'lastSync', 'failed', 'done'];
+const USER_KEYS = ['me', 'messages', 'locale', 'forms', 'formsVersion', 'tasks', 'tasksSeq', 'tasksDay', 'lastSync',
+  'failed', 'done'];
 
 export async function loadLocal() {
   const values = await Promise.all(USER_KEYS.map((k) => kv.get(k)));
@@ -169,8 +172,8 @@ export async function logout() {
 
 async function forgetUser() {
   await kv.clear();
-  Object.assign(state, { me: null, messages: {}, forms: {}, formsVersion: null, tasks: [], lastSync: null,
-    failed: [], done: {}, error: null, queue: [] });
+  Object.assign(state, { me: null, messages: {}, forms: {}, formsVersion: null, tasks: [], tasksSeq: null,
+    tasksDay: null, lastSync: null, failed: [], done: {}, error: null, queue: [] });
 }
 
 // Who is logged in, asked of the server (a valid session cookie may exist while the device copy is empty).
@@ -305,13 +308,26 @@ const postInteractions = (batch) => api('/interactions', { method: 'POST', body:
 
 const PAGE = 1000;
 
+// The user's Ready and Draft tasks, every page. Once a day (the first sync of the device's day) the whole
+// list comes, so contacts' new names and places show; the other syncs ask only what changed since the copy's
+// `seq` (a delta: a few tasks instead of a supervisor's hundreds, on a slow connection). The server answers
+// the whole list instead when it cannot give a delta (`since` null).
 async function fetchTasks() {
+  const today = localDay();
+  const since = state.tasksSeq != null && state.tasksDay === today ? state.tasksSeq : null;
   const items = [];
+  let first = null;
   for (let offset = 0; ; offset += PAGE) {
-    const page = await api(`/tasks?state=Ready&state=Draft&limit=${PAGE}&offset=${offset}`, { timeoutMs: 60000 });
+    const delta = since != null ? `&since=${since}` : '';
+    const page = await api(`/tasks?state=Ready&state=Draft&limit=${PAGE}&offset=${offset}${delta}`, { timeoutMs: 60000 });
+    first ??= page;
     items.push(...page.items);
-    if (!page.items.length || items.length >= page.total) return items;
+    if (!page.items.length || items.length >= page.total) break;
   }
+  if (first.since != null) {
+    return { tasks: applyTaskDelta(state.tasks, { items, removed: first.removed }), seq: first.seq, day: state.tasksDay };
+  }
+  return { tasks: items, seq: first.seq, day: today };
 }
 
 // How long a task submitted here stays hidden when the server still lists it after the report was sent
@@ -354,7 +370,7 @@ async function syncOnce() {
     tracker.configure(me);
     const summariesSent = tracker.send(postInteractions);
     const needForms = !state.formsVersion || me.program_version !== state.formsVersion || !Object.keys(state.forms).length;
-    const [translations, forms, tasks] = await Promise.all([
+    const [translations, forms, fetched] = await Promise.all([
       api(`/translations${me.locale ? `?locale=${encodeURIComponent(me.locale)}` : ''}`),
       needForms ? api('/forms') : null,
       fetchTasks(),
@@ -365,7 +381,8 @@ async function syncOnce() {
       state.forms = Object.fromEntries((forms.forms ?? []).map((f) => [f.id, f]));
       state.formsVersion = forms.program_version ?? me.program_version ?? null;
     }
-    state.tasks = tasks;
+    const tasks = fetched.tasks;
+    Object.assign(state, { tasks, tasksSeq: fetched.seq ?? null, tasksDay: fetched.day });
     const listed = new Set(tasks.filter((t) => t.state === 'Ready').map((t) => t._id));
     const queuedReports = new Set(state.queue.map((e) => e._id));
     for (const [taskId, mark] of Object.entries(state.done)) {
@@ -375,7 +392,7 @@ async function syncOnce() {
     await summariesSent;
     state.lastSync = Date.now();
     state.error = null;
-    await save('me', 'messages', 'locale', 'forms', 'formsVersion', 'tasks', 'lastSync', 'done');
+    await save('me', 'messages', 'locale', 'forms', 'formsVersion', 'tasks', 'tasksSeq', 'tasksDay', 'lastSync', 'done');
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) state.sessionEnded = true;
     state.error = err instanceof NetworkError ? (navigator.onLine ? err.message : null) : err.message;

@@ -28,6 +28,7 @@ export const DEFAULT_MESSAGES = {
   'yes': 'Yes',
   'app.title': 'Tasks',
   'app.analytics.title': 'Interaction analytics',
+  'app.supervision.title': 'Supervision',
   'app.login.title': 'Log in',
   'app.login.username': 'User name',
   'app.login.password': 'Password',
@@ -252,6 +253,14 @@ export function compareTasks(a, b) {
   if (ia !== ib) return ia ? 1 : -1;
   if (ia) return 0;
   return da - db;
+}
+
+// A delta of GET /tasks?since=SEQ applied to the device's copy: the tasks that changed (in the delta's items,
+// or removed) leave their places and the delta's items come last. The server lists tasks in write order
+// before sorting them, so keeping changed tasks at the end keeps ties in the order the server gives them.
+export function applyTaskDelta(tasks, delta) {
+  const changed = new Set([...(delta.removed ?? []), ...delta.items.map((t) => t._id)]);
+  return [...tasks.filter((t) => !changed.has(t._id)), ...delta.items];
 }
 
 // The Tasks tab from the stored tasks (Ready and Draft as synced): those Ready today, minus those whose

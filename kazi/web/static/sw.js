@@ -4,7 +4,7 @@
 // change to a file is a new worker, a new cache and the old one removed.
 const VERSION = '__KAZI_VERSION__';
 const CACHE = `kazi-shell-${VERSION}`;
-const SHELL = ['./', 'app.css', 'app.js', 'logic.js', 'data.js', 'icons.js', 'tracker.js', 'analytics.js', 'manifest.webmanifest', 'icon.svg'];
+const SHELL = ['./', 'app.css', 'app.js', 'logic.js', 'data.js', 'icons.js', 'tracker.js', 'analytics.js', 'supervision.js', 'supervision-logic.js', 'supervision.css', 'manifest.webmanifest', 'icon.svg'];
 const scoped = (path) => new URL(path, self.registration.scope).href;
 
 self.addEventListener('install', (event) => {

@@ -1,0 +1,36 @@
+"""Gateways' wire formats (kazi.sms.gateway): medic-gateway's body and answer, the plain JSON body."""
+
+from __future__ import annotations
+
+from kazi.sms import gateway as gw
+
+
+def test_medic_gateway_body() -> None:
+    messages, updates, problems = gw.read_medic_gateway({
+        "messages": [{"id": "a", "from": " +265888123456 ", "content": "P 12 Mary", "sms_sent": 1000,
+                      "sms_received": 2000}],
+        "updates": [{"id": "r1", "status": "UNSENT"}, {"id": "r2", "status": "PENDING"},
+                    {"id": "r3", "status": "SENT"}, {"id": "r4", "status": "DELIVERED"},
+                    {"id": "r5", "status": "FAILED", "reason": "no credit"}]})
+    assert problems == []
+    assert messages == [gw.Incoming("a", "+265888123456", "P 12 Mary", 2000, 1000)]
+    assert updates == [gw.StateUpdate("r1", "received-by-gateway"), gw.StateUpdate("r2", "forwarded-by-gateway"),
+                       gw.StateUpdate("r3", "sent"), gw.StateUpdate("r4", "delivered"),
+                       gw.StateUpdate("r5", "failed", "no credit")]
+    assert gw.read_medic_gateway({}) == ([], [], [])  # a poll with nothing to say
+    assert gw.medic_gateway_answer([("r9", "+265888123456", "Thanks")]) == {
+        "messages": [{"id": "r9", "to": "+265888123456", "content": "Thanks"}]}
+
+
+def test_problems_are_located() -> None:
+    _, _, problems = gw.read_medic_gateway({"messages": [{"id": "a", "from": "1", "content": 3,
+                                                          "sms_received": "today"}],
+                                            "updates": [{"id": "r", "status": "GONE"}, 4]})
+    assert [p.field for p in problems] == ["messages[0].content", "messages[0].sms_received", "updates[0].status",
+                                           "updates[1]"]
+    assert gw.read_medic_gateway([])[2][0].field == "body"
+    messages, problems = gw.read_plain({"messages": [{"id": "x", "from": "+1", "text": ""}]})
+    assert problems == [] and messages == [gw.Incoming("x", "+1", "", None)]
+    assert gw.read_plain({"msgs": []})[1][0].field == "body"
+    too_many = {"messages": [{"id": str(i), "from": "1", "text": "x"} for i in range(gw.MAX_MESSAGES + 1)]}
+    assert gw.read_plain(too_many)[1][0].field == "messages"
