@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ from kazi.program.js.runtime import JsProgramSpec, JsRuntime
 from kazi.sms import forms as ksms
 from kazi.supervision import definitions as ksup
 
+#: guards the lazy creation of programs' V8 runtimes (see Program._runtime)
+_RUNTIME_LOCK = threading.Lock()
 SETTINGS_FILES = ("app_settings.json", "base_settings.json", "settings.json")
 _REQUIRE = re.compile(r"""\brequire\s*\(\s*(['"])((?:\\.|(?!\1).)+)\1\s*\)""")
 _MAX_FILES = 5000
@@ -83,19 +86,24 @@ class Program:
         """The program's V8 runtime (created on first use); ``None`` for a Python program."""
         if self.kind != "js":
             return None
+        return self._runtime()
+
+    def _runtime(self) -> JsRuntime:
+        """Create the runtime once, whichever threads ask at the same moment: a second runtime made by a
+        racing thread would be dropped, and a V8 context destroyed from a garbage-collection pass in another
+        thread brings the process down (seen: a server hit by 200 requests in its first second)."""
         if self._js_runtime is None:
-            assert self.js_spec is not None
-            self._js_runtime = JsRuntime(self.js_spec)
+            with _RUNTIME_LOCK:
+                if self._js_runtime is None:
+                    assert self.js_spec is not None
+                    self._js_runtime = JsRuntime(self.js_spec)
         return self._js_runtime
 
     def emission_source(self) -> EmissionSource:
         """The program's emitter (one JS runtime per Program object, created on first use)."""
         if self.kind == "python":
             return self.python_source  # type: ignore[no-any-return]
-        if self._js_runtime is None:
-            assert self.js_spec is not None
-            self._js_runtime = JsRuntime(self.js_spec)
-        return _JsSource(self._js_runtime)
+        return _JsSource(self._runtime())
 
     def fresh_copy(self) -> Program:
         """A copy with its own JS runtime (for another thread or process)."""

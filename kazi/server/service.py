@@ -148,6 +148,10 @@ class _Loaded:
     info: ProgramInfo
     folder: tempfile.TemporaryDirectory[str]
     parallel: Any = None  # a kazi.workers.ParallelEmissionSource, opened on the first full recompute
+    # One computation at a time on the program's V8 runtime: a computation is several calls (the user's
+    # context, then batches of containers), and two API threads computing two users at once interleaved them
+    # on one context: wrong emissions, and a segfault in mini-racer when 200 requests hit a fresh server.
+    runtime_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -195,6 +199,7 @@ class TaskService:
         self.workers = workers
         self.default_tz = default_tz
         self._loaded: _Loaded | None = None
+        self._activation_lock = threading.Lock()  # see _current
         self._identity: dict[int, tuple[int, frozenset[str]]] = {}  # user id -> (updated_at, contact+lineage)
         # read-your-writes bookkeeping of this process: the last change each user was brought up to date with,
         # and the digest of the pending changes ((processed seq, last seq) -> dirty, holders)
@@ -300,12 +305,18 @@ class TaskService:
             return None
         if self._loaded is not None and self._loaded.version == version:
             return self._loaded
-        stored = tr.active_program(self.store)
-        if stored is None:
+        # One thread builds the program; the others wait for it. Requests arriving together at a fresh server
+        # each built one (a V8 context apiece), and the contexts dropped by the race, destroyed from another
+        # thread, crashed the process in mini-racer.
+        with self._activation_lock:
+            if self._loaded is not None and self._loaded.version == version:
+                return self._loaded
+            stored = tr.active_program(self.store)
+            if stored is None:
+                return self._loaded
+            folder, program = _materialize(stored.files, stored.settings_override)
+            self._activate(stored.version, program, folder, stored.warnings)
             return self._loaded
-        folder, program = _materialize(stored.files, stored.settings_override)
-        self._activate(stored.version, program, folder, stored.warnings)
-        return self._loaded
 
     # ----------------------------------------------------------------------------------------------------
     # computing
@@ -547,8 +558,9 @@ class TaskService:
             if self.workers > 1 and len(contacts) > 2000:
                 source = self._parallel(loaded)
                 batch = 2000
-            return compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now, tz=tz,
-                           collect_errors=True, batch_size=batch)
+            with loaded.runtime_lock:
+                return compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now,
+                               tz=tz, collect_errors=True, batch_size=batch)
 
         result = self._computed(user, run)
         self._supervise(loaded, user, always=True)
@@ -578,9 +590,10 @@ class TaskService:
             if state is None or state.local_day != _local_day(now, tz):
                 others = [d for d in self.store.task_docs(user, states=_OPEN_STATES)
                           if d.get("requester") not in wanted and not is_supervisor_doc(d)]
-            return compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
-                           subjects=wanted, user=self.store.engine_user(user), now_ms=now, tz=tz,
-                           collect_errors=True)
+            who = self.store.engine_user(user)
+            with loaded.runtime_lock:
+                return compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
+                               subjects=wanted, user=who, now_ms=now, tz=tz, collect_errors=True)
 
         result = self._computed(user, run)
         self._supervise(loaded, user)

@@ -207,3 +207,37 @@ def test_two_processes_computing_one_user_leave_one_task_per_emission(store: Sto
     assert docs[0]["state"] == "Ready"
     other.close()
     service.close()
+
+
+def test_requests_arriving_together_at_a_fresh_server_build_the_program_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server just started has no program in memory: the first requests each asked for it at once, each built
+    one (a V8 context apiece), and the contexts the race dropped crashed the process. One thread builds it."""
+    first, _users, _client = _setup(store)
+    first.close()
+    fresh = TaskService(store, clock=lambda: NOW)  # another process's view of the same store
+    built: list[int] = []
+    materialize = service_module._materialize
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        time.sleep(0.05)  # widen the window the race needs
+        return materialize(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "_materialize", counted)
+    barrier = threading.Barrier(8)
+    seen: list[Any] = []
+
+    def ask() -> None:
+        barrier.wait()
+        seen.append(fresh.program())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert len(built) == 1 and len(seen) == 8 and all(p is seen[0] for p in seen) and seen[0] is not None
+    finally:
+        fresh.close()
