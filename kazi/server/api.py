@@ -37,8 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from kazi import web
+from kazi.engine.permissions import has_permissions
 from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFoundError, ProgramError, UserError
-from kazi.program.loader import inspect_tasks
+from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
 from kazi.server.background import BackgroundWorker
 from kazi.server.pages import PageCache
@@ -219,6 +220,17 @@ class ApiContext:
         if self.service.program() is None:
             raise ApiError(409, "no program is loaded: an administrator must upload one (POST /api/v1/program "
                                 "or `kazi serve --program DIR`)")
+
+    def program_granting(self, user: StoredUser, permission: str, refusal: str) -> Program:
+        """The active program, when it grants ``permission`` to one of the caller's roles (admins hold every
+        permission, as in CHT); 409 without a program, 403 (``refusal``: what the caller may not do) otherwise."""
+        self.program_or_409()
+        program = self.service.program()
+        assert program is not None
+        if not has_permissions(permission, list(user.roles), program.settings):
+            roles = ", ".join(user.roles) or "none"
+            raise ApiError(403, f"{refusal}: the program grants {permission} to none of your roles ({roles})")
+        return program
 
     def user_out(self, user: StoredUser) -> UserOut:
         program = self.service.program()

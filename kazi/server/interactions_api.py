@@ -28,8 +28,6 @@ from kazi.analytics import export
 from kazi.analytics import metrics as m
 from kazi.analytics.summary import SummaryInfo, SummaryProblem, check_summary
 from kazi.analytics.vocabulary import program_vocabulary
-from kazi.engine.permissions import has_permissions
-from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
 from kazi.store import StoredUser, scope_of
 from kazi.store import interactions as stored
@@ -112,16 +110,6 @@ class SummariesOut(BaseModel):
 # permissions and parameters
 
 
-def _program_granting(c: ApiContext, user: StoredUser, permission: str, refusal: str) -> Program:
-    """The active program, when it grants ``permission`` to one of the caller's roles (admins hold every
-    permission, as in CHT); 409 without a program, 403 otherwise."""
-    c.program_or_409()
-    program = c.service.program()
-    assert program is not None
-    if not has_permissions(permission, list(user.roles), program.settings):
-        roles = ", ".join(user.roles) or "none"
-        raise ApiError(403, f"{refusal}: the program grants {permission} to none of your roles ({roles})")
-    return program
 
 
 class _Selection:
@@ -129,7 +117,7 @@ class _Selection:
 
     def __init__(self, c: ApiContext, user: StoredUser, date_from: date | None, date_to: date | None,
                  places: list[str] | None, users: list[str] | None) -> None:
-        _program_granting(c, user, ANALYSE, "you may not read interaction analytics")
+        c.program_granting(user, ANALYSE, "you may not read interaction analytics")
         today = datetime.fromtimestamp(c.service.clock() / 1000, UTC).date()
         self.to = date_to or today
         self.start = date_from or self.to - timedelta(days=DEFAULT_RANGE_DAYS - 1)
@@ -213,7 +201,7 @@ def post_summaries(payload: Annotated[Any, Body(examples=[_SUMMARY_EXAMPLE])], u
     (docs/interactions.md has the format). A summary already stored answers `unchanged`; other content
     under a stored `_id` is kept beside it (`conflict`). Any invalid summary refuses the whole request (422,
     every problem with its `index` and JSON path `field`); nothing is stored then."""
-    program = _program_granting(c, user, TRACK, "task interaction tracking is off for you, nothing was stored")
+    program = c.program_granting(user, TRACK, "task interaction tracking is off for you, nothing was stored")
     batch = payload if isinstance(payload, list) else [payload]
     if not batch:
         raise ApiError(422, "send one summary or an array of summaries, not an empty array")

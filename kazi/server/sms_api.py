@@ -21,7 +21,6 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
-from kazi.engine.permissions import has_permissions
 from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
 from kazi.server.sms_service import SmsProcessor
@@ -44,13 +43,7 @@ class GatewayAccess:
 
 
 def gateway_access(user: Caller, c: Ctx) -> GatewayAccess:
-    c.program_or_409()
-    program = c.service.program()
-    assert program is not None
-    if not has_permissions(GATEWAY_PERMISSION, list(user.roles), program.settings):
-        roles = ", ".join(user.roles) or "none"
-        raise ApiError(403, f"SMS gateways only: the program grants {GATEWAY_PERMISSION} to none of your roles "
-                            f"({roles})")
+    program = c.program_granting(user, GATEWAY_PERMISSION, "SMS gateways only")
     return GatewayAccess(user, program)
 
 

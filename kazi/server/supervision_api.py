@@ -111,14 +111,7 @@ EndQ = Annotated[str | None, Query(description="last month, YYYY-MM; default: th
 
 
 def _program(c: ApiContext, user: StoredUser) -> Program:
-    c.program_or_409()
-    program = c.service.program()
-    assert program is not None
-    if not has_permissions(VIEW, list(user.roles), program.settings):
-        roles = ", ".join(user.roles) or "none"
-        raise ApiError(403, f"you may not read supervision reports: the program grants {VIEW} to none of your "
-                            f"roles ({roles})")
-    return program
+    return c.program_granting(user, VIEW, "you may not read supervision reports")
 
 
 def _tz(c: ApiContext, user: StoredUser) -> str:
