@@ -110,8 +110,6 @@ class SummariesOut(BaseModel):
 # permissions and parameters
 
 
-
-
 class _Selection:
     """An analyst's selection: the validated date window and filters, confined to the analyst's scope."""
 
