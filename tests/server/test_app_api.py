@@ -25,6 +25,7 @@ from kazi.cli.demo import DemoUser, load_demo
 from kazi.demo import PROGRAM_DIR
 from kazi.engine.dates import make_local
 from kazi.population import DEFAULT_TZ, generate
+from kazi.program.forms import lookup
 from kazi.server.api import create_app
 from kazi.server.service import TaskService
 from kazi.store import Store
@@ -80,15 +81,6 @@ def error(resp: httpx.Response, status: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------------
 # what a client does (docs/api.md, "Forms"): written here from the documented rules, not with kazi's code
-
-
-def lookup(content: Any, path: str) -> Any:
-    node = content
-    for step in path.split("."):
-        if not isinstance(node, dict) or step not in node:
-            return None
-        node = node[step]
-    return node
 
 
 def fill(form: dict[str, Any], content: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
