@@ -18,6 +18,10 @@ Why these tables:
 * ``task_docs`` holds each user's task documents (CHT's ``type: task``) with their state history in the body;
   the columns ``task_name``, ``title_key``, ``closed_at`` and ``on_time`` are what supervision reports count
   by (migration 0007; :mod:`kazi.store.supervision`);
+* ``task_stats`` sums the task documents' events (generated, completed, completed on time, failed, cancelled)
+  per user, UTC month, task name and title key, kept up to date by every task-document write, so a district's
+  year of supervision report reads a row per worker, month and task instead of every document (migration
+  0008; :mod:`kazi.store.task_stats`);
 * ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes; ``users.locale``, the
   language the web app shows, came with migration 0003);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
@@ -101,6 +105,8 @@ docs = Table(
     Index(None, "subject"),
     Index(None, "reported_date"),
     Index(None, "phone"),
+    # supervision reports count a worker's reports by form and month from this index alone (0008)
+    Index("ix_docs_submitted", "contact_id", "form", "reported_date", "kind", "deleted"),
 )
 
 doc_ancestors = Table(
@@ -162,6 +168,20 @@ task_docs = Table(
     # supervision reports (0007): covering, so counting a team's year reads the index only, never the bodies
     Index("ix_task_docs_closed", "user_id", "closed_at", "state", "on_time", "task_name", "title_key"),
     Index("ix_task_docs_generated", "user_id", "authored_on", "task_name", "title_key"),
+)
+
+task_stats = Table(
+    "task_stats",
+    metadata,
+    Column("user_id", String, primary_key=True),  # task_docs.user_id
+    Column("month", BigInteger, primary_key=True),  # the UTC month's start, epoch ms
+    Column("task_name", String, primary_key=True),  # task_docs.task_name, "" for none
+    Column("title_key", String, primary_key=True),  # task_docs.title_key, "" for none
+    Column("generated", Integer, nullable=False),  # authored_on in the month
+    Column("completed", Integer, nullable=False),  # closed_at in the month, by state
+    Column("completed_on_time", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("cancelled", Integer, nullable=False),
 )
 
 users = Table(

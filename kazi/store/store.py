@@ -27,7 +27,7 @@ from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User
 from kazi.engine.taskdocs import TERMINAL_STATES
 from kazi.errors import DocumentBatchError, DocumentError, DocumentExistsError, NotFoundError, TaskDocsChangedError
-from kazi.store import db, documents
+from kazi.store import db, documents, task_stats
 from kazi.store.documents import Doc, Prepared
 from kazi.store.schema import (
     CONTACT,
@@ -339,7 +339,8 @@ class Store:
         number ``seq`` (what the computation read), else raise :class:`TaskDocsChangedError` and write nothing.
         Task writes are serialized (SQLite's write lock, PostgreSQL's lock on the task counter), so the check
         and the write are one step: two processes computing the same user cannot both add a document for one
-        new emission.
+        new emission. The monthly event counts supervision reports read (``task_stats``) change in the same
+        transaction, by what each written document counted for before and counts for now.
         """
         items = list(batch)
         prepared = _prepare_batch(items, _prepare_task)
@@ -353,12 +354,14 @@ class Store:
                     raise TaskDocsChangedError(f"the task documents of {expect[0]} changed while they were computed")
             existing: dict[str, Row[Any]] = {}
             for chunk in _chunks([p.id for p in prepared]):
-                for row in conn.execute(select(task_docs.c.id, task_docs.c.rev, task_docs.c.seq)
+                for row in conn.execute(select(task_docs.c.id, task_docs.c.rev, task_docs.c.seq,
+                                               *[task_docs.c[c] for c in task_stats.TaskEvents._fields])
                                         .where(task_docs.c.id.in_(chunk))):
                     existing[row.id] = row
             results: list[WriteResult] = []
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
+            events: list[tuple[task_stats.TaskEvents | None, task_stats.TaskEvents]] = []
             zones = _zones_of(conn, {p.user_id for p in prepared if p.state == "Completed"})
             for p in prepared:
                 old = existing.get(p.id)
@@ -377,11 +380,14 @@ class Store:
                     inserts.append({"id": p.id, **values})
                 else:
                     updates.append({"b_id": p.id, **{f"b_{k}": v for k, v in values.items()}})
+                events.append((None if old is None else task_stats.events_of(dict(old._mapping)),
+                               task_stats.events_of(values)))
                 results.append(WriteResult(p.id, rev, seq, True))
             if inserts:
                 conn.execute(insert(task_docs), inserts)
             if updates:
                 conn.execute(_update_by_id(task_docs), updates)
+            task_stats.apply(conn, task_stats.deltas(events))
             _set_counter(conn, TASKS_COUNTER, seq)
         return results
 

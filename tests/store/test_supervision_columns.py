@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from alembic import command
+from migrating import down_and_up
 from sqlalchemy import select
 
 from kazi.store import Store
-from kazi.store import db as store_db
 from kazi.store.schema import task_docs
 
 DAY = 86_400_000
@@ -67,12 +66,6 @@ def test_the_write_path_and_the_migration_fill_the_same_columns(store: Store) ->
     store.write_task_docs([reopened])
     assert columns(store)["task~6"] == ("newborn.check", "task.t", T0 + 2 * DAY, True)
 
-    # back to 0006 (the columns dropped) and up again: the migration computes them from the bodies
-    cfg = store_db.alembic_config()
-    with store_db.writer(store.engine).begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
-    with store_db.writer(store.engine).begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+    # back to 0006 (the columns dropped) and up again: migration 0007 computes them from the bodies
+    down_and_up(store, "0006")
     assert columns(store) == {**EXPECTED, "task~6": ("newborn.check", "task.t", T0 + 2 * DAY, True)}
