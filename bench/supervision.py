@@ -1,22 +1,22 @@
-"""Supervision report benchmark (issue 6): the report page's queries over a year of task-document history at
-50,000 households' scale, on SQLite (and PostgreSQL with ``--postgres URL``), against a baseline measured in
-the same run (a plain ``SELECT count(*) FROM task_docs``).
+"""Supervision report benchmark (issue 6): the report page's queries over a year of task-document history at 50,000
+households' scale, on SQLite (and PostgreSQL with ``--postgres URL``), against a baseline measured in the same run
+(a plain ``SELECT count(*) FROM task_docs``).
 
     python bench/supervision.py                          # 50,000 households (~500 CHWs), a year of history
     python bench/supervision.py --households 5000        # a quicker run
     python bench/supervision.py --postgres postgresql+psycopg://user@host/db   # also on that (empty) database
 
-The history is synthetic (the engine is not run for a year): places, one health-centre supervisor per 10
-CHWs, a district officer, CHWs with one area of 100 households each, and for every CHW about 100 task
-documents a month of the demo's task names, each completed (on time or late), failed or cancelled after a few
-days or still open, at a completion rate that differs per CHW, written through ``Store.write_task_docs`` (which
-keeps the monthly counts, ``task_stats``); plus the reports the demo's indicators count (pregnancies) and
-others, inserted straight into ``docs``. What is timed is what ``GET /api/v1/supervision/report``
-does besides HTTP (``kazi.server.supervision_api.build``'s steps): the health workers of the place, their names,
-the indicators' counts and the report's arithmetic, for a health centre (10 CHWs) and the district (every
-CHW), over the default four months and over 13 months; the district's 13-month task counts alone, from the
-monthly counts and from every task document (the method before migration 0008); a worker's drill-down; and
-the task write path. The district's 13-month totals are checked against a plain count of ``task_docs``.
+The history is synthetic (the engine is not run for a year): places, one health-centre supervisor per 10 CHWs, a
+district officer, CHWs with one area of 100 households each, and for every CHW about 100 task documents a month of
+the demo's task names, each completed (on time or late), failed or cancelled after a few days or still open, at a
+completion rate that differs per CHW, written through ``Store.write_task_docs`` (which keeps the monthly counts,
+``task_stats``); plus the reports the demo's indicators count (pregnancies) and others, inserted straight into
+``docs``. What is timed is what ``GET /api/v1/supervision/report`` does besides HTTP
+(``kazi.server.supervision_api.build``'s steps): the health workers of the place, their names, the indicators'
+counts, the report's arithmetic, and the response model's validation and JSON, for a health centre (10 CHWs) and
+the district (every CHW), over the default four months and over 13 months; the district's 13-month task counts
+alone, from the monthly counts and from every task document (the method before migration 0008); a worker's
+drill-down; and the task write path. The district's 13-month totals are checked against a plain count of ``task_docs``.
 Target: < 1 s per report page. Results: ``bench/SUPERVISION_RESULTS.md``.
 """
 
@@ -39,10 +39,12 @@ REPO = HERE.parent
 WORK = HERE / ".work" / "supervision"
 sys.path.insert(0, str(REPO))
 
+from pydantic import TypeAdapter  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from kazi.demo import PROGRAM_DIR  # noqa: E402
 from kazi.program.loader import load_program  # noqa: E402
+from kazi.server.supervision_api import ReportOut  # noqa: E402
 from kazi.store import Store, open_store  # noqa: E402
 from kazi.store import supervision as stored  # noqa: E402
 from kazi.store.schema import docs, task_docs, users  # noqa: E402
@@ -185,6 +187,17 @@ def report_page(store: Store, supervision: Supervision, place: str, caller: str,
     return rep.build_report(supervision, {"_id": place, "name": place}, months, infos, counts)
 
 
+REPORT_OUT = TypeAdapter(ReportOut)
+
+
+def served(store: Store, supervision: Supervision, place: str, caller: str, start: str | None,
+           end: str | None) -> bytes:
+    """:func:`report_page` and what the route does with it: validated by its response model and encoded as JSON
+    (a district's 13 months are 1.4 MB of it)."""
+    report = report_page(store, supervision, place, caller, start, end)
+    return REPORT_OUT.dump_json(REPORT_OUT.validate_python(report), by_alias=True)
+
+
 def exact_counts(store: Store, periods: list[dict[str, Any]]) -> dict[str, float]:
     """The district's team totals of two indicators over the report's months, counted straight from
     ``task_docs`` (plain SQL, no monthly counts): what the report must equal."""
@@ -274,13 +287,13 @@ def run_backend(label: str, url: str, households: int, seed: int, repeat: int) -
 
         cases = {
             "baseline: SELECT count(*) FROM task_docs": baseline,
-            "health centre (10 CHWs), default 4 months": lambda: report_page(store, supervision, "hc-0", "sup0",
-                                                                              None, None),
-            "health centre (10 CHWs), 13 months": lambda: report_page(store, supervision, "hc-0", "sup0",
-                                                                       "2025-11", "2026-11"),
-            f"district ({sizes['chws']} CHWs), default 4 months": lambda: report_page(
+            "health centre (10 CHWs), default 4 months": lambda: served(store, supervision, "hc-0", "sup0", None,
+                                                                         None),
+            "health centre (10 CHWs), 13 months": lambda: served(store, supervision, "hc-0", "sup0", "2025-11",
+                                                                  "2026-11"),
+            f"district ({sizes['chws']} CHWs), default 4 months": lambda: served(
                 store, supervision, "district", "officer", None, None),
-            f"district ({sizes['chws']} CHWs), 13 months": lambda: report_page(
+            f"district ({sizes['chws']} CHWs), 13 months": lambda: served(
                 store, supervision, "district", "officer", "2025-11", "2026-11"),
             f"district ({sizes['chws']} CHWs), 13 months, task counts only: monthly counts and slivers":
                 task_counts(store, supervision, stored._indicator_task_counts),
