@@ -44,9 +44,10 @@ STAT_COLUMNS: Final = TASK_STATES
 GENERATED, COMPLETED, ON_TIME, FAILED, CANCELLED = (STAT_COLUMNS.index(c) for c in (
     "generated", "completed", "completed_on_time", "failed", "cancelled"))
 _CLOSED: Final = {"Completed": COMPLETED, "Failed": FAILED, "Cancelled": CANCELLED}
+_DAY_MS: Final = 86_400_000
 #: how far a bound may lie from a UTC month start for the month's row to be used with a sliver: more than any
 #: zone's offset (at most 14 hours), well under a month
-MAX_SLIVER_MS: Final = 86_400_000
+MAX_SLIVER_MS: Final = _DAY_MS
 
 #: (user_id, UTC month start in epoch ms, task name or "", title key or "")
 Key = tuple[str, int, str, str]
@@ -68,9 +69,6 @@ class TaskEvents(NamedTuple):
 def utc_month_start(ms: int) -> int:
     """Epoch ms of the start (UTC) of the UTC month ``ms`` falls in."""
     return _month_of_day(ms // _DAY_MS)
-
-
-_DAY_MS: Final = 86_400_000
 
 
 @functools.lru_cache(maxsize=4096)
