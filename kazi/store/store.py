@@ -27,7 +27,7 @@ from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User
 from kazi.engine.taskdocs import TERMINAL_STATES
 from kazi.errors import DocumentBatchError, DocumentError, DocumentExistsError, NotFoundError, TaskDocsChangedError
-from kazi.store import db, documents, task_stats
+from kazi.store import db, documents, task_stats, write_rules
 from kazi.store.documents import Doc, Prepared
 from kazi.store.schema import (
     CONTACT,
@@ -506,6 +506,7 @@ class _DocWriter:
         replaced = [i for i in changed_ids if i in existing]
         old_subjects = self._old_rows(doc_subjects.c.subject_id, replaced, depth_ordered=False)
         old_lineage = self._old_rows(doc_ancestors.c.ancestor_id, replaced, depth_ordered=True)
+        self.problems.extend(write_rules.reference_problems(conn, self.scope, changed, old_subjects))
         stub_ids = list(dict.fromkeys(s for p in changed for s in p.stub_chain))
         stored_chains = self._stored_chains(stub_ids)
 
@@ -551,8 +552,10 @@ class _DocWriter:
             entry["lineage"] = orjson.dumps(entry["lineage"]).decode()
         conn.execute(insert(changes), log)
 
+        outside: set[str] = set()
         if not self.scope.everything:
-            self._check_scope([p for p in changed if not p.deleted])
+            outside = self._check_scope([p for p in changed if not p.deleted])
+        self.problems.extend(write_rules.hierarchy_problems(conn, self.scope, changed, existing, old_lineage, outside))
         self.fail_if_problems()
         _set_counter(conn, DOCS_COUNTER, seq)
         return [results[i] for i in ids]

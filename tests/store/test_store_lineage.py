@@ -80,11 +80,23 @@ def test_stub_chains_that_loop_or_go_too_deep_are_refused(store: Store) -> None:
         store.write_doc({"_id": "x", "type": "clinic", "parent": deep})
 
 
-def test_deleting_a_place_keeps_its_subtree_reachable(loaded: Store) -> None:
-    loaded.delete_docs(["a2"])
-    assert loaded.lineage("p2") == ["a2", "hc1", "d1"]
-    assert "p2" in _ids(loaded.contacts_under("hc1"))
-    assert "a2" not in _ids(loaded.contacts_under("hc1"))
+def test_a_place_is_deleted_only_once_nothing_is_under_it(loaded: Store) -> None:
+    """Deleting a place that still has contacts under it is refused, for every writer (system callers too):
+    its subtree would hang from nothing. Emptied in the same batch, it goes."""
+    seq = loaded.last_seq()
+    with pytest.raises(DocumentBatchError) as caught:
+        loaded.delete_docs(["a2"])
+    assert [(p.doc_id, p.field) for p in caught.value.problems] == [("a2", "_deleted")]
+    assert "1 contact(s) are still under it" in str(caught.value)
+    assert loaded.last_seq() == seq and loaded.lineage("p2") == ["a2", "hc1", "d1"]
+    # rewriting it as something that is not a contact removes it from the hierarchy just as well
+    with pytest.raises(DocumentBatchError, match="still under it"):
+        loaded.write_docs([{"_id": "a2", "type": "data_record", "form": "x"}])
+    # moved out (p2 to a1) or deleted in the same batch, the place can go
+    loaded.write_docs([{"_id": "p2", "type": "person", "parent": {"_id": "a1"}}, {"_id": "a2", "_deleted": True}])
+    assert loaded.lineage("p2") == ["a1", "hc1", "d1"] and "a2" not in _ids(loaded.contacts_under("hc1"))
+    loaded.delete_docs(["p3", "chw3", "a3"])
+    assert _ids(loaded.contacts_under("hc2")) == {"hc2"}
 
 
 def test_hydrated_contact_and_engine_user(loaded: Store) -> None:
