@@ -356,15 +356,50 @@ _DOCS_EXAMPLE = [{"_id": "report-1", "type": "data_record", "form": "pregnancy",
                   "contact": {"_id": "chw-person-id"}, "fields": {"patient_id": "1234567", "lmp_date": "2025-05-01"}}]
 
 
+#: the program permission that writing documents needs, whatever the place (CHT's API refuses document writes
+#: without it): a gateway or read-only account of a national scope must not write anywhere
+WRITE_PERMISSION = "can_edit"
+#: what the OpenAPI says of the answers :func:`require_write_permission` gives
+WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorResponse, "description": f"The program grants {WRITE_PERMISSION} to none of the caller's "
+                                                  "roles"},
+    409: {"model": ErrorResponse, "description": "No program is loaded: only administrators may write until one "
+                                                  "is"},
+}
+
+
+def require_write_permission(c: ApiContext, user: StoredUser) -> None:
+    """Refuse a document write by a caller the program does not let write (403).
+
+    Administrators hold every permission, as in CHT. Without a program no role holds any permission, so only
+    administrators write (loading the contacts before the program is an administrator's job); anyone else
+    gets a 409 that says what is missing.
+    """
+    if user.is_admin:
+        return
+    program = c.service.program()
+    if program is None:
+        raise ApiError(409, f"no program is loaded, so no role holds {WRITE_PERMISSION} yet: until an "
+                            "administrator loads one, only administrators may write documents")
+    if not has_permissions(WRITE_PERMISSION, list(user.roles), program.settings):
+        roles = ", ".join(user.roles) or "none"
+        raise ApiError(403, f"you may not write documents: the program grants {WRITE_PERMISSION} to none of your "
+                            f"roles ({roles})")
+
+
 @doc_routes.post(
     "/docs", summary="Write contacts and reports (one document or an array), all or none",
-    response_model=DocsWritten, responses=errors(400, 401, 413, 422))
+    response_model=DocsWritten, responses={**errors(400, 401, 413, 422), **WRITE_REFUSALS})
 def write_docs(payload: Annotated[Any, Body(examples=[_DOCS_EXAMPLE])], user: Caller, c: Ctx) -> DocsWritten:
     """CHT documents as CHT stores them. Writing an `_id` that exists replaces it; sending the same content
     again changes nothing (same `rev`), so any write may be retried. The whole batch is checked first: any
-    problem (not an object, no `_id`, an unknown `type`, outside the caller's place, ...) refuses the whole
-    batch with a 422 listing every problem (index, doc_id, field, message), and nothing of it is stored.
-    `_deleted: true` deletes. The caller's tasks reflect the write on their next `GET /api/v1/tasks`."""
+    problem (not an object, no `_id`, an unknown `type`, outside the caller's place, a report naming a contact
+    of another place, moving or deleting the caller's own place, deleting a place with contacts under it, ...)
+    refuses the whole batch with a 422 listing every problem (index, doc_id, field, message), and nothing of it
+    is stored. `_deleted: true` deletes. Writing needs the program's `can_edit` permission (403 without it;
+    administrators hold every permission; without a program only they write: 409). The caller's tasks reflect
+    the write on their next `GET /api/v1/tasks`."""
+    require_write_permission(c, user)
     batch = payload if isinstance(payload, list) else [payload]
     if len(batch) > MAX_BATCH:
         raise ApiError(413, f"{len(batch)} documents in one request; send at most {MAX_BATCH} per request")

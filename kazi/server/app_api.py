@@ -24,7 +24,7 @@ from kazi.errors import DocumentExistsError, NotFoundError
 from kazi.program import forms as kforms
 from kazi.program import translations as ktr
 from kazi.program.loader import Program
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
+from kazi.server.api import API, WRITE_REFUSALS, ApiContext, ApiError, Caller, Ctx, errors, require_write_permission
 from kazi.server.schemas import (
     ContactPageOut,
     ContactRef,
@@ -199,7 +199,7 @@ def _same_submission(stored: dict[str, Any], report: dict[str, Any], reported_da
     "/reports", summary="Submit a form: the server builds and stores the CHT report", status_code=201,
     response_model=ReportOut,
     responses={200: {"model": ReportOut, "description": "this submission was already stored (status unchanged)"},
-               **errors(401, 404, 422),
+               **errors(401, 404, 422), 403: WRITE_REFUSALS[403],
                **_conflict("another submission was stored under this `_id`, or no program is loaded")})
 def submit_report(body: Annotated[ReportIn, Body(examples=[_REPORT_EXAMPLE])], user: Caller, c: Ctx,
                   response: Response) -> ReportOut:
@@ -209,8 +209,9 @@ def submit_report(body: Annotated[ReportIn, Body(examples=[_REPORT_EXAMPLE])], u
     "parent": <its lineage>}, "fields"}`. The subject is what the hidden fields `patient_id`, `patient_uuid`
     or `place_id` name; a subject outside the caller's place is refused (404). Idempotent by `_id`: the same
     submission again answers 200 `unchanged`; a different one with that `_id` is a 409. The caller's next
-    `GET /api/v1/tasks` reflects the report."""
+    `GET /api/v1/tasks` reflects the report. Submitting needs the program's `can_edit` permission (403)."""
     program = _program(c)
+    require_write_permission(c, user)
     checked_id = check_id(body.id, 0)
     if not isinstance(checked_id, str):
         raise ApiError(422, str(checked_id), field="_id")
