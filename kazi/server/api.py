@@ -553,7 +553,7 @@ def _zip_targets(infos: list[zipfile.ZipInfo], root: Path) -> list[Path]:
             raise ApiError(400, f"zip entry {info.filename!r} appears twice: a zip of a folder holds each file once")
         else:
             files[target] = info.filename
-        for parent in target.parents:
+        for parent in target.parents if target != root else ():
             if parent == root:
                 break
             folders.setdefault(parent, info.filename)
@@ -564,6 +564,7 @@ def _zip_targets(infos: list[zipfile.ZipInfo], root: Path) -> list[Path]:
     return targets
 
 
+#: what the file system answers for a name it cannot hold (too long, not a valid name): the zip's fault, a 400
 _NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EINVAL, errno.EILSEQ})
 
 
