@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from kazi import csvcells
 from kazi.engine.permissions import has_permissions
+from kazi.epoch import EARLIEST_DATE, LATEST_DATE
 from kazi.errors import NotFoundError
 from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
@@ -107,8 +108,9 @@ class WorkerTaskOut(BaseModel):
 
 
 PlaceQ = Annotated[str | None, Query(description="a place `_id` within the caller's place; default: the caller's")]
-StartQ = Annotated[str | None, Query(description="first month, YYYY-MM; default: three complete months back")]
-EndQ = Annotated[str | None, Query(description="last month, YYYY-MM; default: the current month")]
+StartQ = Annotated[str | None, Query(description="first month, YYYY-MM (2000-01 to 2099-12); default: three "
+                                                 "complete months back")]
+EndQ = Annotated[str | None, Query(description="last month, YYYY-MM (2000-01 to 2099-12); default: the current month")]
 
 
 def _program(c: ApiContext, user: StoredUser) -> Program:
@@ -123,9 +125,14 @@ def _month(value: str | None, name: str) -> date | None:
     if value is None:
         return None
     try:
-        return rep.parse_month(value)
+        month = rep.parse_month(value)
     except ValueError:
         raise ApiError(422, f"query.{name}: {value!r} is not a month YYYY-MM", field=f"query.{name}") from None
+    if not EARLIEST_DATE <= month <= LATEST_DATE:
+        # e.g. 0001-01: its local midnight would fall before the calendar's first day (was a 500)
+        raise ApiError(422, f"query.{name}: {value} is outside the months Kazi accepts "
+                            f"({EARLIEST_DATE:%Y-%m} to {LATEST_DATE:%Y-%m})", field=f"query.{name}")
+    return month
 
 
 def _periods(c: ApiContext, user: StoredUser, start: str | None, end: str | None) -> list[rep.Period]:

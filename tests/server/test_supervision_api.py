@@ -143,6 +143,18 @@ def test_bad_ranges_are_422(env: Env) -> None:
         assert resp.json()["error"]["field"] == field
 
 
+def test_months_outside_the_calendar_are_422_not_500(env: Env) -> None:
+    """0001-01 made the month's local midnight underflow the calendar (a 500)."""
+    for path in ("/report", "/report.csv", "/workers/mary/tasks"):
+        for params, field in (({"start": "0001-01", "end": "0001-02"}, "query.start"),
+                              ({"start": "9999-12", "end": "9999-12"}, "query.start"),
+                              ({"end": "0001-01"}, "query.end"), ({"start": "1999-12"}, "query.start"),
+                              ({"start": "2099-12", "end": "2100-01"}, "query.end")):
+            resp = env.get("nurse", path, **params)
+            assert resp.status_code == 422, (path, params, resp.text)
+            assert resp.json()["error"]["field"] == field, (path, params, resp.text)
+
+
 def test_scope_and_permission(env: Env) -> None:
     # another facility, or a place that does not exist: the same 404
     for place in ("hc-south", "nowhere"):
