@@ -54,7 +54,7 @@ def _bad_values(schema: dict[str, Any]) -> list[Any]:
     if "array" in kinds or any(o.get("enum") for o in options) or any(
             (o.get("items") or {}).get("enum") for o in options):
         return ["nope"]
-    return ["", "x" * 300]
+    return ["", "x" * 300, "0001-01", "9999-12"]
 
 
 def _probes(path: str, method: str, op: dict[str, Any]) -> Iterator[tuple[str, str, str | None, dict[str, Any]]]:
