@@ -2,7 +2,9 @@
 
 Parquet keeps the column types (integers stay integers, an empty cell stays null rather than becoming an empty
 string), which is why analysts prefer it for anything they compute on; CSV is what opens everywhere. Both are
-built from the same :class:`~kazi.analytics.metrics.Column` list, so the two files always agree.
+built from the same :class:`~kazi.analytics.metrics.Column` list, so the two files always agree, except that a
+CSV cell a spreadsheet would run as a formula starts with ``'`` (:mod:`kazi.csvcells`); Parquet is not read
+as formulas and keeps every value exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Final
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs are published
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from kazi import csvcells
 from kazi.analytics.metrics import Column
 
 MEDIA_TYPES: Final = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -22,12 +25,13 @@ _ARROW_TYPES: Final = {"str": pa.string(), "int": pa.int64(), "float": pa.float6
 
 
 def to_csv(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """UTF-8 CSV with a header row; ``None`` is an empty cell."""
+    """UTF-8 CSV with a header row; ``None`` is an empty cell; text a spreadsheet would run as a formula is
+    neutralised (:mod:`kazi.csvcells`: a leading ``'``; numbers stay numbers)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([c.name for c in columns])
+    writer.writerow(csvcells.row(c.name for c in columns))
     for row in rows:
-        writer.writerow(["" if row.get(c.name) is None else row[c.name] for c in columns])
+        writer.writerow(csvcells.row("" if row.get(c.name) is None else row[c.name] for c in columns))
     return out.getvalue().encode("utf-8")
 
 

@@ -17,10 +17,12 @@ Handlers are plain ``def`` functions where they call the store or the engine: Fa
 thread pool, so a slow Argon2 check or a recompute never blocks the event loop.
 """
 
+import errno
 import io
 import logging
 import tempfile
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ from kazi.server.schemas import (
 from kazi.server.service import TaskService
 from kazi.server.views import task_items
 from kazi.store import UNSET, Store, StoredUser, is_offline, open_store
+from kazi.store.interactions import InteractionLimits
 
 log = logging.getLogger("kazi.server")
 
@@ -72,6 +75,15 @@ MAX_BATCH = 5000
 MAX_PROGRAM_ZIP = 50 * 1024 * 1024
 MAX_PROGRAM_UNPACKED = 200 * 1024 * 1024
 MAX_PROGRAM_FILES = 20_000
+#: the largest ``offset`` a paged route takes: beyond any real list, far inside the 64-bit integers SQL's
+#: OFFSET takes (a larger one was a 500 from the database instead of a 422)
+MAX_OFFSET = 1_000_000_000
+#: the largest sequence number a client may pass back (a ``seq`` is a 64-bit database integer)
+MAX_SEQ = 2**63 - 1
+
+#: the paging parameters every listing shares, bounded in the OpenAPI so a client learns them there
+Limit = Annotated[int, Query(ge=1, le=1000, description="items per page (1 to 1000)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"items skipped (0 to {MAX_OFFSET:,})")]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -215,6 +227,7 @@ class ApiContext:
     auth: Authenticator
     worker: BackgroundWorker | None = None
     pages: PageCache = field(default_factory=PageCache)  # rendered task pages (kazi.server.pages)
+    interaction_limits: InteractionLimits = field(default_factory=InteractionLimits)  # kazi.store.interactions
 
     def program_or_409(self) -> None:
         if self.service.program() is None:
@@ -320,7 +333,7 @@ session_routes = APIRouter(prefix=API, tags=["session"])
 
 
 @session_routes.post("/login", summary="Log in (web app): sets the session cookie", response_model=LoggedIn,
-                     responses=errors(401, 422))
+                     responses=errors(400, 401, 422))
 def login(body: LoginRequest, request: Request, response: Response, c: Ctx) -> LoggedIn:
     """Checks the username and password and sets an HttpOnly, SameSite=Lax cookie holding a server-side
     session, valid until ``expires_at`` or logout."""
@@ -432,13 +445,14 @@ def list_tasks(
     task_type: Annotated[list[str] | None, Query(alias="type", description="task title key (repeatable)")] = None,
     place: Annotated[list[str] | None, Query(description="a place `_id`: tasks of contacts under it "
                                                          "(repeatable)")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
     state: Annotated[list[TaskState] | None, Query(description="Ready (default) and/or Draft (repeatable): the "
                                                                "web app caches Draft tasks for offline midnights")
                      ] = None,
-    since: Annotated[int | None, Query(ge=0, description="the `seq` of an earlier answer: answer only the tasks "
-                                                         "that changed after it (a delta)")] = None,
+    since: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="the `seq` of an earlier answer: answer only "
+                                                                     "the tasks that changed after it (a delta)")
+                     ] = None,
 ) -> Response:
     """Sorted as CHT's Tasks tab (numeric priority, higher first, then due date). Each item is the task
     document (`_id`, `state`, `stateHistory`, `emission`, ...) plus `emission_id`, `contact` (`_id`, `name`:
@@ -529,10 +543,16 @@ async def _zip_body(request: Request) -> bytes:
 
 def unpack_program(data: bytes, dest: Path) -> Path:
     """Unpack a program zip into ``dest`` and return the program folder (the zip's root, or its single top
-    folder, as zipping a folder gives). Refuses paths that would land outside ``dest`` and zip bombs."""
+    folder, as zipping a folder gives).
+
+    Whatever the zip holds, the answer is the program folder or a 4xx saying which entry is wrong, never a
+    500: paths that would land outside ``dest`` (zip slip), an entry that is both a file and a folder (or
+    twice a file), an entry whose data does not match its header (a lying size or checksum, a damaged or
+    encrypted entry) and zip bombs (the declared sizes are summed first; the bytes really written are
+    counted too, so a header that under-declares gains nothing)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise ApiError(400, "the body is not a zip file") from exc
     with archive:
         infos = [i for i in archive.infolist() if not i.filename.startswith("__MACOSX/")]
@@ -541,15 +561,73 @@ def unpack_program(data: bytes, dest: Path) -> Path:
         if sum(i.file_size for i in infos) > MAX_PROGRAM_UNPACKED:
             raise ApiError(413, f"the zip unpacks to more than {MAX_PROGRAM_UNPACKED // (1024 * 1024)} MB")
         root = dest.resolve()
-        for info in infos:
-            target = (root / info.filename).resolve()
-            if not target.is_relative_to(root):
-                raise ApiError(400, f"zip entry {info.filename!r} would be written outside the program folder")
-            archive.extract(info, root)
+        targets = _zip_targets(infos, root)
+        written = 0
+        for info, target in zip(infos, targets, strict=True):
+            written += _extract_entry(archive, info, target, MAX_PROGRAM_UNPACKED - written)
     entries = [p for p in root.iterdir() if p.name != "__MACOSX"]
     if len(entries) == 1 and entries[0].is_dir() and not (root / "tasks.js").exists():
         return entries[0]
     return root
+
+
+def _zip_targets(infos: list[zipfile.ZipInfo], root: Path) -> list[Path]:
+    """Where each entry lands under ``root``; 400 for an entry outside it, a path that is both a file and a
+    folder (``a`` and ``a/b``, or ``a`` and ``a/``), and a file that appears twice."""
+    targets: list[Path] = []
+    files: dict[Path, str] = {}
+    folders: dict[Path, str] = {}
+    for info in infos:
+        target = (root / info.filename).resolve()
+        if not target.is_relative_to(root) or (target == root and not info.is_dir()):
+            raise ApiError(400, f"zip entry {info.filename!r} would be written outside the program folder")
+        targets.append(target)
+        if info.is_dir():
+            folders.setdefault(target, info.filename)
+        elif target in files:
+            raise ApiError(400, f"zip entry {info.filename!r} appears twice: a zip of a folder holds each file once")
+        else:
+            files[target] = info.filename
+        for parent in target.parents if target != root else ():
+            if parent == root:
+                break
+            folders.setdefault(parent, info.filename)
+    for target, name in files.items():
+        if target in folders:
+            raise ApiError(400, f"zip entry {name!r} is both a file and a folder (see {folders[target]!r}): "
+                                "a folder cannot hold a file and a folder of one name")
+    return targets
+
+
+#: what the file system answers for a name it cannot hold (too long, not a valid name): the zip's fault, a 400
+_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EINVAL, errno.EILSEQ})
+
+
+def _extract_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Write one entry to ``target``, at most ``budget`` bytes; the bytes written. 400 for an entry that
+    cannot be read as its header says, 413 past the budget."""
+    try:
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            return 0
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with archive.open(info) as src, target.open("wb") as out:
+            while chunk := src.read(1024 * 1024):
+                written += len(chunk)
+                if written > budget:
+                    raise ApiError(413, f"the zip unpacks to more than {MAX_PROGRAM_UNPACKED // (1024 * 1024)} MB")
+                out.write(chunk)
+        return written
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        # BadZipFile: a checksum or size that does not match the data (bytes beyond the declared size are
+        # cut by zipfile, so the checksum fails); RuntimeError: encrypted; NotImplementedError: an unknown
+        # compression method
+        raise ApiError(400, f"zip entry {info.filename!r} cannot be read: {exc}") from exc
+    except OSError as exc:
+        if exc.errno not in _NAME_ERRNOS:
+            raise
+        raise ApiError(400, f"zip entry {info.filename!r} cannot be unpacked: {exc.strerror}") from exc
 
 
 @program_routes.post("/program/validate", summary="Validate a program zip without loading it (admin)",
@@ -608,7 +686,7 @@ def list_users(_admin: Admin, c: Ctx) -> list[UserOut]:
 
 
 @user_routes.post("/users", summary="Create an account (admin)", status_code=201, response_model=UserOut,
-                  responses=errors(401, 403, 422))
+                  responses=errors(400, 401, 403, 422))
 def create_user(body: UserCreate, _admin: Admin, c: Ctx) -> UserOut:
     """Roles are checked against the loaded program's; the place and contact must be stored contacts."""
     user = c.store.users.create(body.username, password=body.password, roles=body.roles,
@@ -624,7 +702,7 @@ def get_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
 
 
 @user_routes.patch("/users/{username}", summary="Change an account (admin)", response_model=UserOut,
-                   responses=errors(401, 403, 404, 422))
+                   responses=errors(400, 401, 403, 404, 422))
 def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserOut:
     """Only the fields sent change (`null` clears facility_id, contact_id, timezone or locale)."""
     given = body.model_fields_set
@@ -687,7 +765,7 @@ def create_app(
     store_url: str | None = None, *, now: int | None = None, service: TaskService | None = None,
     store: Store | None = None, program_dir: Path | None = None,
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
-    others_to_worker: bool | None = None,
+    others_to_worker: bool | None = None, interaction_limits: InteractionLimits | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -698,7 +776,8 @@ def create_app(
     while the app is up (what ``kazi serve --compute thread`` does; tests drive the service themselves).
     ``others_to_worker`` (default: when ``background_interval_s`` is given) says that a worker, this app's or
     another process's, keeps everyone's tasks up to date, so a read computes only the caller's own writes
-    (``TaskService.refresh_user``). The app closes only a store it opened.
+    (``TaskService.refresh_user``). ``interaction_limits`` caps what the interaction routes store (default:
+    :meth:`InteractionLimits.from_env`). The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -720,7 +799,8 @@ def create_app(
     if program_dir is not None:
         service.load_program(Path(program_dir), if_changed=True)
     auth = Authenticator(store) if basic_ttl_s is None else Authenticator(store, basic_ttl_s=basic_ttl_s)
-    ctx = ApiContext(store=store, service=service, auth=auth)
+    ctx = ApiContext(store=store, service=service, auth=auth,
+                     interaction_limits=interaction_limits or InteractionLimits.from_env())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -199,7 +199,7 @@ def _same_submission(stored: dict[str, Any], report: dict[str, Any], reported_da
     "/reports", summary="Submit a form: the server builds and stores the CHT report", status_code=201,
     response_model=ReportOut,
     responses={200: {"model": ReportOut, "description": "this submission was already stored (status unchanged)"},
-               **errors(401, 404, 422), 403: WRITE_REFUSALS[403],
+               **errors(400, 401, 404, 422), 403: WRITE_REFUSALS[403],
                **_conflict("another submission was stored under this `_id`, or no program is loaded")})
 def submit_report(body: Annotated[ReportIn, Body(examples=[_REPORT_EXAMPLE])], user: Caller, c: Ctx,
                   response: Response) -> ReportOut:

@@ -28,7 +28,8 @@ from kazi.analytics import export
 from kazi.analytics import metrics as m
 from kazi.analytics.summary import SummaryInfo, SummaryProblem, check_summary
 from kazi.analytics.vocabulary import program_vocabulary
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
+from kazi.epoch import EARLIEST_DATE, LATEST_DATE
+from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.store import StoredUser, scope_of
 from kazi.store import interactions as stored
 
@@ -116,6 +117,11 @@ class _Selection:
     def __init__(self, c: ApiContext, user: StoredUser, date_from: date | None, date_to: date | None,
                  places: list[str] | None, users: list[str] | None) -> None:
         c.program_granting(user, ANALYSE, "you may not read interaction analytics")
+        for name, given in (("from", date_from), ("to", date_to)):
+            if given is not None and not EARLIEST_DATE <= given <= LATEST_DATE:
+                # e.g. 0001-01-01: the default window before it would underflow the calendar (was a 500)
+                raise ApiError(422, f"query.{name}: {given} is outside the dates Kazi accepts ({EARLIEST_DATE} to "
+                                    f"{LATEST_DATE})", field=f"query.{name}")
         today = datetime.fromtimestamp(c.service.clock() / 1000, UTC).date()
         self.to = date_to or today
         self.start = date_from or self.to - timedelta(days=DEFAULT_RANGE_DAYS - 1)
@@ -149,9 +155,12 @@ class _Selection:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-DateFrom = Annotated[date | None, Query(alias="from", description="first local date (YYYY-MM-DD); default: "
-                                                                 f"{DEFAULT_RANGE_DAYS - 1} days before `to`")]
-DateTo = Annotated[date | None, Query(alias="to", description="last local date (YYYY-MM-DD); default: today (UTC)")]
+_DATES = f"{EARLIEST_DATE} to {LATEST_DATE}"
+DateFrom = Annotated[date | None, Query(alias="from", description="first local date (YYYY-MM-DD, "
+                                                                 f"{_DATES}); default: {DEFAULT_RANGE_DAYS - 1} "
+                                                                 "days before `to`")]
+DateTo = Annotated[date | None, Query(alias="to", description=f"last local date (YYYY-MM-DD, {_DATES}); default: "
+                                                             "today (UTC)")]
 Places = Annotated[list[str] | None, Query(alias="place", description="a place `_id`: summaries of users whose "
                                                                      "place is at or under it (repeatable)")]
 Users = Annotated[list[str] | None, Query(alias="user", description="a username (repeatable)")]
@@ -192,13 +201,14 @@ _SUMMARY_EXAMPLE = {
     "", summary="Send task interaction summaries (tracked users, their own)", status_code=201,
     response_model=SummariesSaved,
     responses={200: {"model": SummariesSaved, "description": "every summary was already stored (unchanged)"},
-               **errors(401, 403, 409, 413, 422)})
+               **errors(400, 401, 403, 409, 413, 422)})
 def post_summaries(payload: Annotated[Any, Body(examples=[_SUMMARY_EXAMPLE])], user: Caller, c: Ctx,
                    response: Response) -> SummariesSaved:
     """One summary or an array (at most 100), each `interaction-<date>-<user>-<deviceId>` of the caller
     (docs/interactions.md has the format). A summary already stored answers `unchanged`; other content
-    under a stored `_id` is kept beside it (`conflict`). Any invalid summary refuses the whole request (422,
-    every problem with its `index` and JSON path `field`); nothing is stored then."""
+    under a stored `_id` is kept beside it (`conflict`), up to a cap of conflicting versions per `_id`
+    (`KAZI_INTERACTION_MAX_CONFLICTS`, default 20). Any invalid summary, or one beyond the cap, refuses the
+    whole request (422, every problem with its `index` and JSON path `field`); nothing is stored then."""
     program = c.program_granting(user, TRACK, "task interaction tracking is off for you, nothing was stored")
     batch = payload if isinstance(payload, list) else [payload]
     if not batch:
@@ -223,7 +233,15 @@ def post_summaries(payload: Annotated[Any, Body(examples=[_SUMMARY_EXAMPLE])], u
                             f"[{first.index}].{first.field or '(summary)'}: {first.message}{shown}",
                        field=first.field if len(problems) == 1 else None,
                        problems=[p.to_dict() for p in problems[:MAX_PROBLEMS]])
-    saved = stored.save_summaries(c.store, good, received_at=now)
+    try:
+        saved = stored.save_summaries(c.store, good, received_at=now, limits=c.interaction_limits)
+    except stored.TooManyConflicts as exc:
+        # 422, not 409: the device drops what is refused for good (the problems' indexes) and sends the rest
+        raise ApiError(422, f"{len(exc.refused)} of {len(batch)} summaries refused, nothing of this request was "
+                            f"stored: {exc}", field="_id" if len(exc.refused) == 1 else None,
+                       problems=[{"index": i, "id": doc_id, "field": "_id",
+                                  "message": f"{exc.max_conflicts} conflicting versions of this summary are "
+                                             "already stored, the most kept"} for i, doc_id in exc.refused]) from None
     if all(s.status == "unchanged" for s in saved):
         response.status_code = 200
     return SummariesSaved(results=[SavedOut(index=i, id=s.id, status=s.status, conflict=s.conflict)
@@ -289,8 +307,7 @@ def get_events(user: Caller, c: Ctx, date_from: DateFrom = None, date_to: DateTo
     response_model=SummariesOut, responses=errors(401, 403, 409, 422))
 def get_summaries(
     user: Caller, c: Ctx, date_from: DateFrom = None, date_to: DateTo = None, place: Places = None,
-    username: Users = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    username: Users = None, limit: Limit = 100, offset: Offset = 0,
 ) -> SummariesOut:
     """Ordered by day, user, device, then arrival; each with its `conflict` number (0: the first received)."""
     sel = _Selection(c, user, date_from, date_to, place, username)

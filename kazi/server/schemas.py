@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kazi.epoch import EARLIEST_MS, LATEST_MS, RANGE_TEXT
+
 
 class ErrorBody(BaseModel):
     """What went wrong, for people and for programs."""
@@ -199,8 +201,9 @@ class ReportIn(BaseModel):
     form: str = Field(description="a form id of GET /api/v1/forms")
     fields: dict[str, Any] = Field(description="answers by field name, hidden fields included; irrelevant "
                                                "fields are left out")
-    reported_date: int | None = Field(default=None, description="epoch ms when the form was filled in (default: "
-                                                                "when the server receives it)")
+    reported_date: int | None = Field(default=None, ge=EARLIEST_MS, lt=LATEST_MS,
+                                      description="epoch ms when the form was filled in (default: when the server "
+                                                  f"receives it), {RANGE_TEXT}")
 
 
 class ReportOut(BaseModel):

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
 from kazi.program.loader import Program
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
+from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.server.sms_service import SmsProcessor
 from kazi.sms import gateway as gw
 from kazi.store import StoredUser, scope_of
@@ -177,12 +177,14 @@ def _exchange(body: Annotated[Any, Body(examples=[_MEDIC_EXAMPLE])], access: Gat
 
 _GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = {**errors(401, 409, 422),
                                                        403: errors(403)[403] | {"description": "no gateway permission"}}
+#: what the routes that take a JSON body answer besides (400: the body is not JSON)
+_GATEWAY_POST_RESPONSES: dict[int | str, dict[str, Any]] = {**errors(400), **_GATEWAY_RESPONSES}
 for _path in ("/api/sms", f"{API}/sms/gateway"):
     sms_routes.add_api_route(_path, _hello, methods=["GET"], summary="medic-gateway: the server check",
                              response_model=dict[str, bool], responses=_GATEWAY_RESPONSES)
     sms_routes.add_api_route(_path, _exchange, methods=["POST"],
                              summary="medic-gateway: received SMS and delivery states in, replies out",
-                             response_model=MedicGatewayAnswer, responses=_GATEWAY_RESPONSES)
+                             response_model=MedicGatewayAnswer, responses=_GATEWAY_POST_RESPONSES)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ _PLAIN_EXAMPLE = {"messages": [{"id": "gw-1", "from": "+265888100001", "text": "
 
 
 @sms_routes.post(f"{API}/sms/messages", summary="Received SMS in, outcomes and replies out (any gateway)",
-                 response_model=SmsResults, responses=_GATEWAY_RESPONSES)
+                 response_model=SmsResults, responses=_GATEWAY_POST_RESPONSES)
 def receive_messages(body: Annotated[Any, Body(examples=[_PLAIN_EXAMPLE])], access: Gateway, c: Ctx
                      ) -> SmsResults:
     """Each message (`id` unique per gateway, `from`, `text`, `received_at` epoch ms, default now) is
@@ -225,8 +227,8 @@ def list_messages(
     access: Gateway, c: Ctx,
     status: Annotated[Literal["processed", "error", "unknown_sender"] | None,
                       Query(description="only messages with this outcome")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> SmsMessagePage:
     """Newest first. Confined to the caller's place: messages from senders in it, and the messages of
     unknown senders this account delivered (administrators see all)."""

@@ -23,7 +23,9 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from kazi import csvcells
 from kazi.engine.permissions import has_permissions
+from kazi.epoch import EARLIEST_DATE, LATEST_DATE
 from kazi.errors import NotFoundError
 from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
@@ -106,8 +108,9 @@ class WorkerTaskOut(BaseModel):
 
 
 PlaceQ = Annotated[str | None, Query(description="a place `_id` within the caller's place; default: the caller's")]
-StartQ = Annotated[str | None, Query(description="first month, YYYY-MM; default: three complete months back")]
-EndQ = Annotated[str | None, Query(description="last month, YYYY-MM; default: the current month")]
+StartQ = Annotated[str | None, Query(description="first month, YYYY-MM (2000-01 to 2099-12); default: three "
+                                                 "complete months back")]
+EndQ = Annotated[str | None, Query(description="last month, YYYY-MM (2000-01 to 2099-12); default: the current month")]
 
 
 def _program(c: ApiContext, user: StoredUser) -> Program:
@@ -122,9 +125,14 @@ def _month(value: str | None, name: str) -> date | None:
     if value is None:
         return None
     try:
-        return rep.parse_month(value)
+        month = rep.parse_month(value)
     except ValueError:
         raise ApiError(422, f"query.{name}: {value!r} is not a month YYYY-MM", field=f"query.{name}") from None
+    if not EARLIEST_DATE <= month <= LATEST_DATE:
+        # e.g. 0001-01: its local midnight would fall before the calendar's first day (was a 500)
+        raise ApiError(422, f"query.{name}: {value} is outside the months Kazi accepts "
+                            f"({EARLIEST_DATE:%Y-%m} to {LATEST_DATE:%Y-%m})", field=f"query.{name}")
+    return month
 
 
 def _periods(c: ApiContext, user: StoredUser, start: str | None, end: str | None) -> list[rep.Period]:
@@ -184,16 +192,31 @@ def get_report(user: Caller, c: Ctx, place: PlaceQ = None, start: StartQ = None,
 def get_report_csv(user: Caller, c: Ctx, place: PlaceQ = None, start: StartQ = None, end: EndQ = None
                    ) -> Response:
     """Columns `place_id,worker,worker_name,indicator,period,value`; the team's rows have worker `team`; a rate
-    without denominator is an empty value."""
+    without denominator is an empty value. A text cell that a spreadsheet would read as a formula (starting
+    with `=`, `+`, `-`, `@`, a tab or a carriage return, and not a plain number) starts with `'`."""
     report = build(c, user, place, start, end)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(rep.CSV_COLUMNS)
-    writer.writerows(rep.csv_rows(report))
+    writer.writerows(csvcells.row(r) for r in rep.csv_rows(report))  # names are users' text: never formulas
     periods = report["periods"]
     name = f"supervision-{report['place']['_id']}-{periods[0]['key']}-{periods[-1]['key']}.csv"
     return Response(content=out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _worker_in_place(c: ApiContext, user: StoredUser, username: str) -> StoredUser:
+    """The account ``username`` when its place is within the caller's; else a 404 whose words are the same
+    for "no such user", "no place" and "not yours", naming nothing but the username the caller sent (the
+    worker's place is not the caller's to learn)."""
+    try:
+        worker = c.store.users.get(username)
+        if not worker.facility_id:
+            raise NotFoundError("user", username)
+        c.store.get_doc(worker.facility_id, user=user)
+    except NotFoundError:
+        raise ApiError(404, f"no health worker {username!r} in your place") from None
+    return worker
 
 
 @supervision_routes.get("/workers/{username}/tasks", summary="A health worker's overdue and failed tasks",
@@ -209,10 +232,7 @@ def get_worker_tasks(
     failed within the months `start`..`end` when given. Newest due date first. A worker outside the caller's
     place is a 404."""
     _program(c, user)
-    worker = c.store.users.get(username)  # NotFoundError: 404
-    if not worker.facility_id:
-        raise NotFoundError("user", username)
-    c.store.get_doc(worker.facility_id, user=user)  # 404 when the worker's place is outside the caller's
+    worker = _worker_in_place(c, user, username)
     wanted = set(state or ["overdue", "failed"])
     closed_from = closed_to = None
     if start is not None or end is not None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kazi.epoch import out_of_range
+
 
 def epoch_ms(value: object) -> int | None:
     """A time in epoch milliseconds (a finite number, integral part), else ``None``."""
@@ -113,7 +115,11 @@ def _messages(body: Any, text_key: str, time_keys: tuple[str, str | None],
         received = item.get(received_key)
         if received is not None and epoch_ms(received) is None:
             problems.append(WireProblem(f"{path}.{received_key}", "must be epoch milliseconds"))
+        elif received is not None and (reason := out_of_range(received)) is not None:
+            problems.append(WireProblem(f"{path}.{received_key}", reason))
         sent = item.get(sent_key) if sent_key else None
+        if sent is not None and out_of_range(sent) is not None:
+            sent = None  # the sending phone's clock, only kept for reference: a wrong one is dropped, not stored
         if len(problems) > before:
             continue
         assert msg_id is not None and sender is not None and text is not None

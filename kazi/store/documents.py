@@ -20,6 +20,7 @@ from typing import Any, Final
 import orjson
 
 from kazi.engine.containers import contact_subject_ids, contact_type, is_contact, report_subject_id, report_subject_ids
+from kazi.epoch import out_of_range
 from kazi.errors import DocumentError
 from kazi.sms.phones import phone_key
 from kazi.store.schema import CONTACT, OTHER, REPORT
@@ -122,6 +123,9 @@ def prepare(doc: object, index: int) -> Prepared | list[DocumentError]:
     if doc_type == "contact" and not deleted and not (isinstance(body.get("contact_type"), str)
                                                       and body.get("contact_type")):
         problem("a document of type 'contact' needs a non-empty string contact_type", "contact_type")
+    date_problem = reported_date_problem(body, deleted is True)
+    if date_problem is not None:
+        problem(date_problem, "reported_date")
     try:
         text = encode(body)
     except (orjson.JSONEncodeError, TypeError) as exc:
@@ -154,6 +158,18 @@ def prepare(doc: object, index: int) -> Prepared | list[DocumentError]:
         out.subject = main if isinstance(main, str) else None
         out.subjects = [s for s in report_subject_ids(body) if isinstance(s, str)]
     return out
+
+
+def reported_date_problem(body: Doc, deleted: bool) -> str | None:
+    """Why a document's ``reported_date`` is refused (``None``: it is not).
+
+    A numeric ``reported_date`` must be a time within :data:`kazi.epoch.RANGE_TEXT`: one far outside the
+    calendar (``-1``, ``2**62``) is stored fine but later breaks every report, export and task computation
+    that reads it (JavaScript dates, month buckets). A tombstone is not checked, so a document stored before
+    this rule can still be deleted; a missing or non-numeric ``reported_date`` stays as CHT allows it."""
+    if deleted:
+        return None
+    return out_of_range(body.get("reported_date"))
 
 
 def _stub_id(value: object) -> str | None:

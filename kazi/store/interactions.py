@@ -7,7 +7,11 @@ backup, arrive again under the same id with other content. Neither may lose or d
   stored once: :func:`save_summaries` answers ``unchanged`` with the stored row;
 * **other content under an id already stored** is kept beside the first as a numbered conflict
   (``conflict`` 1, 2, ...; the first received is 0) and answered ``conflict``: nothing is overwritten, so an
-  analyst can look at both (CHT saves such a document as ``<_id>-conflicted-<time>``, reference section 10.2).
+  analyst can look at both (CHT saves such a document as ``<_id>-conflicted-<time>``).
+* **conflicts are capped** (:class:`InteractionLimits`, ``KAZI_INTERACTION_MAX_CONFLICTS``, 20 by default): a
+  real device makes one or two (a restored backup, a bug), while a client sending endless variants of one
+  summary would otherwise grow the table, and every analyst's read of that day, without bound. A summary
+  beyond the cap is refused (:class:`TooManyConflicts`) and nothing of its batch is stored.
 
 A batch is one transaction: every summary of it is stored, or none. Two unique indexes, ``(id, conflict)``
 and ``(id, content_hash)``, make concurrent writers of the same id safe on PostgreSQL too: the loser of a race
@@ -20,6 +24,7 @@ and national users, nothing for a user without a place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -30,6 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from kazi.analytics.summary import SummaryInfo, content_hash
+from kazi.errors import KaziError
 from kazi.store import db
 from kazi.store.schema import doc_ancestors, interaction_summaries, users
 from kazi.store.scope import Scope
@@ -39,6 +45,45 @@ SaveStatus = Literal["created", "unchanged", "conflict"]
 #: attempts at a batch that lost a race to a concurrent writer of the same summary id
 _ATTEMPTS: Final = 3
 _T = interaction_summaries
+#: the environment variable of :attr:`InteractionLimits.max_conflicts`
+MAX_CONFLICTS_ENV: Final = "KAZI_INTERACTION_MAX_CONFLICTS"
+
+
+@dataclass(frozen=True)
+class InteractionLimits:
+    """Tunable limits of the interaction store (one place, so ``create_app`` and the CLI can pass them)."""
+
+    #: conflicting versions kept per summary ``_id`` beside the first one received (0: none)
+    max_conflicts: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> InteractionLimits:
+        """The limits from the environment (``KAZI_INTERACTION_MAX_CONFLICTS``), the defaults otherwise."""
+        env = os.environ if environ is None else environ
+        raw = env.get(MAX_CONFLICTS_ENV)
+        if raw is None or not raw.strip():
+            return cls()
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"{MAX_CONFLICTS_ENV}={raw!r}: give a whole number of conflicting versions kept "
+                             "per interaction summary, 0 or more")
+        return cls(max_conflicts=value)
+
+
+class TooManyConflicts(KaziError):
+    """Summaries of a batch that would add a conflicting version beyond the cap; nothing of the batch was
+    stored. ``refused`` holds ``(index in the batch, summary _id)``."""
+
+    def __init__(self, refused: list[tuple[int, str]], max_conflicts: int) -> None:
+        self.refused = refused
+        self.max_conflicts = max_conflicts
+        index, doc_id = refused[0]
+        super().__init__(f"[{index}] {doc_id!r}: {max_conflicts} conflicting versions of this summary are already "
+                         "stored, the most kept; this other content is refused (send the summary as first stored "
+                         "to get `unchanged`)")
 
 
 @dataclass(frozen=True)
@@ -76,25 +121,33 @@ class StoredSummary:
 
 
 def save_summaries(store: Store, summaries: Sequence[tuple[SummaryInfo, Mapping[str, Any]]], *,
-                   received_at: int) -> list[Saved]:
-    """Store validated summaries (``(info, summary)`` pairs), all or none; one :class:`Saved` each, in order."""
+                   received_at: int, limits: InteractionLimits | None = None) -> list[Saved]:
+    """Store validated summaries (``(info, summary)`` pairs), all or none; one :class:`Saved` each, in order.
+    :class:`TooManyConflicts` (nothing stored) when one would add a conflict beyond ``limits.max_conflicts``."""
+    cap = (limits or InteractionLimits()).max_conflicts
     for attempt in range(_ATTEMPTS):
         try:
             with db.writer(store.engine).begin() as conn:
-                return [_save_one(conn, info, body, received_at) for info, body in summaries]
+                saved = [_save_one(conn, info, body, received_at, cap) for info, body in summaries]
+                refused = [(i, s.id) for i, s in enumerate(saved) if s.conflict > cap]
+                if refused:
+                    raise TooManyConflicts(refused, cap)  # leaving the block rolls the whole batch back
+                return saved
         except IntegrityError:
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _save_one(conn: Connection, info: SummaryInfo, body: Mapping[str, Any], received_at: int) -> Saved:
+def _save_one(conn: Connection, info: SummaryInfo, body: Mapping[str, Any], received_at: int, cap: int) -> Saved:
     digest = content_hash(body)
     stored = conn.execute(select(_T.c.seq, _T.c.conflict, _T.c.content_hash).where(_T.c.id == info.id)).all()
     for row in stored:
         if row.content_hash == digest:
             return Saved(info.id, "unchanged", row.seq, row.conflict)
     conflict = max((row.conflict for row in stored), default=-1) + 1
+    if conflict > cap:
+        return Saved(info.id, "conflict", 0, conflict)  # refused by the caller: nothing inserted
     result = conn.execute(insert(_T).values(
         id=info.id, conflict=conflict, username=info.user, device_id=info.device_id, day=info.date,
         app_version=info.version, events=info.events, dropped=info.dropped, content_hash=digest,

@@ -23,10 +23,11 @@ import pytest
 from fastapi.testclient import TestClient
 from interaction_builders import ALL, JOHN_31, MARY_30, MARY_31, NOW, OTHER_DEVICE, simple
 
-from kazi.server.api import create_app
+from kazi.server.api import MAX_OFFSET, create_app
 from kazi.server.interactions_api import ANALYSE, TRACK
 from kazi.server.service import TaskService
 from kazi.store import Store
+from kazi.store.interactions import InteractionLimits
 
 TEST_PROGRAM = Path(__file__).resolve().parents[1] / "server" / "program"
 URL = "/api/v1/interactions"
@@ -72,7 +73,7 @@ def program_granting(dest: Path, permissions: dict[str, list[str]]) -> Path:
     return dest
 
 
-def _env(store: Store, program: Path, load: bool) -> Iterator[Env]:
+def _env(store: Store, program: Path, load: bool, limits: InteractionLimits | None = None) -> Iterator[Env]:
     store.write_docs(PLACES)
     for name, (role, place) in ACCOUNTS.items():
         store.users.create(name, password=f"{name}-password", roles=[role], facility_id=place)
@@ -80,7 +81,7 @@ def _env(store: Store, program: Path, load: bool) -> Iterator[Env]:
     try:
         if load:
             service.load_program(program)
-        with TestClient(create_app(store=store, service=service)) as client:
+        with TestClient(create_app(store=store, service=service, interaction_limits=limits)) as client:
             yield Env(client, store, service, program)
     finally:
         service.close()
@@ -197,6 +198,46 @@ def test_without_a_program_there_is_nothing_to_check_against(unloaded: Env) -> N
     assert error(unloaded.get("officer"), 409)
 
 
+@pytest.fixture
+def capped(store: Store, tmp_path: Path) -> Iterator[Env]:
+    """``env`` keeping at most two conflicting versions of a summary."""
+    yield from _env(store, program_granting(tmp_path / "program", {TRACK: ["chw"], ANALYSE: ["supervisor"]}), True,
+                    InteractionLimits(max_conflicts=2))
+
+
+def test_conflicting_versions_of_a_summary_are_capped(capped: Env) -> None:
+    doc = simple()
+    versions = [doc]
+    for detail in (1, 2, 3):
+        other = simple()
+        other["sessions"][0]["events"][2]["detail"] = detail
+        versions.append(other)
+    assert [capped.post("mary", v).json()["results"][0]["conflict"] for v in versions[:3]] == [0, 1, 2]
+    err = error(capped.post("mary", [simple(day="2025-07-30"), versions[3]]), 422)
+    assert err["message"].startswith("1 of 2 summaries refused, nothing of this request was stored: [1] ")
+    assert err["problems"] == [{"index": 1, "id": doc["_id"], "field": "_id",
+                                "message": "2 conflicting versions of this summary are already stored, the most kept"}]
+    assert stored(capped) == [(doc["_id"], 0), (doc["_id"], 1), (doc["_id"], 2)]  # the other day was not stored
+    # what is stored is still answered `unchanged`, and other ids are not limited by this one's versions
+    again = capped.post("mary", [versions[2], doc, simple(day="2025-07-30")])
+    assert again.status_code == 201, again.text
+    assert [r["status"] for r in again.json()["results"]] == ["unchanged", "unchanged", "created"]
+
+
+def test_the_conflict_cap_defaults_to_the_environment(store: Store, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAZI_INTERACTION_MAX_CONFLICTS", "0")
+    envs = _env(store, program_granting(tmp_path / "program", {TRACK: ["chw"], ANALYSE: ["supervisor"]}), True)
+    env = next(envs)
+    try:
+        other = simple()
+        other["sessions"][0]["events"][2]["detail"] = 5
+        assert env.post("mary", simple()).status_code == 201
+        assert error(env.post("mary", other), 422)["field"] == "_id"
+    finally:
+        envs.close()
+
+
 def test_credentials_are_required(env: Env) -> None:
     assert env.client.post(URL, json=simple()).status_code == 401
     assert env.client.get(URL + "/metrics").status_code == 401
@@ -290,6 +331,17 @@ def test_exports_as_csv_and_parquet_hold_the_json_rows(sent: Env, path: str, gro
     assert read == [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
 
 
+def test_csv_cells_never_start_a_formula_and_parquet_keeps_the_values(env: Env) -> None:
+    """A username may start with '-': in a spreadsheet it must stay text (CSV injection), a number a number."""
+    env.store.users.create("-cmd", password="-cmd-password", roles=["chw"], facility_id="hc-north")
+    assert env.post("-cmd", simple(user="-cmd")).status_code == 201
+    rows = list(csv.DictReader(io.StringIO(env.get("admin", "/events", format="csv").text)))
+    assert {r["user"] for r in rows} == {"'-cmd"}
+    assert {r["offset_ms"] for r in rows} >= {"0", "400"}  # numbers as they are
+    parquet = pq.read_table(io.BytesIO(env.get("admin", "/events", format="parquet").content)).to_pylist()
+    assert {r["user"] for r in parquet} == {"-cmd"} == {r["user"] for r in env.ok("admin", "/events")["rows"]}
+
+
 def test_bad_analyst_parameters(sent: Env) -> None:
     err = error(sent.get("officer", **{"from": "2025-08-01", "to": "2025-07-01"}), 422)
     assert err["message"] == "query.from: 2025-08-01 is after query.to (2025-07-01)"
@@ -299,6 +351,21 @@ def test_bad_analyst_parameters(sent: Env) -> None:
     assert error(sent.get("officer", group_by="place"), 422)["field"] == "query.group_by.0"
     assert error(sent.get("officer", format="xlsx"), 422)["field"] == "query.format"
     assert error(sent.get("officer", "/summaries", limit=0), 422)["field"] == "query.limit"
+
+
+def test_extreme_dates_and_offsets_are_422_not_500(sent: Env) -> None:
+    """0001-01-01 made the default window underflow the calendar; an offset of 2**63 overflowed SQL's
+    64-bit OFFSET: both were 500s."""
+    for path in ("/metrics", "/events", "/summaries"):
+        for name, value in (("to", "0001-01-01"), ("from", "0001-01-01"), ("to", "9999-12-31"),
+                            ("from", "1999-12-31"), ("to", "2100-01-01")):
+            err = error(sent.get("officer", path, **{name: value}), 422)
+            assert err["field"] == f"query.{name}" and "2000-01-01 to 2099-12-31" in err["message"], err
+    for offset in (2**63, 2**64 + 1, MAX_OFFSET + 1):
+        assert error(sent.get("officer", "/summaries", offset=offset), 422)["field"] == "query.offset"
+    page = sent.ok("officer", "/summaries", offset=MAX_OFFSET, **{"from": "2025-07-01", "to": "2025-07-31"})
+    assert (page["total"], page["items"]) == (3, [])
+    assert sent.ok("officer", "/summaries", **{"from": "2000-01-01", "to": "2000-01-31"})["total"] == 0
 
 
 def test_summaries_are_paged(sent: Env) -> None:

@@ -15,7 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kazi.analytics.summary import SummaryInfo, Vocabulary, check_summary
 from kazi.store import EVERYTHING, NOTHING, Scope, Store
-from kazi.store.interactions import count_summaries, find_summaries, save_summaries
+from kazi.store.interactions import (
+    InteractionLimits,
+    TooManyConflicts,
+    count_summaries,
+    find_summaries,
+    save_summaries,
+)
 from kazi.store.schema import interaction_summaries
 
 VOCAB = Vocabulary(frozenset({SICK, WELCOME}), frozenset({FORM}))
@@ -163,3 +169,32 @@ def test_filters_by_date_place_and_user_stay_within_the_scope(team: Store) -> No
 def test_a_user_moved_to_another_place_moves_with_their_summaries(team: Store) -> None:
     team.users.update("ama", facility_id="a3")
     assert who(team, Scope(places=("hc2",))) == [("ama", "2025-07-30", 0), ("john", "2025-07-31", 0)]
+
+
+def test_conflicting_versions_beyond_the_cap_refuse_the_batch(store: Store) -> None:
+    """Endless variants of one summary would grow the table and every analyst's read without bound."""
+    doc = simple()
+    limits = InteractionLimits(max_conflicts=1)
+    assert [(s.status, s.conflict) for s in save_summaries(store, checked(doc, other_content(doc, 1)),
+                                                           received_at=NOW, limits=limits)] == [
+        ("created", 0), ("conflict", 1)]
+    new_day = simple(day="2025-07-30")
+    with pytest.raises(TooManyConflicts) as caught:
+        save_summaries(store, checked(new_day, other_content(doc, 2), other_content(doc, 3)), received_at=NOW,
+                       limits=limits)
+    assert caught.value.refused == [(1, doc["_id"]), (2, doc["_id"])] and caught.value.max_conflicts == 1
+    assert "1 conflicting versions of this summary are already stored" in str(caught.value)
+    assert rows(store) == 2  # nothing of the refused batch, not even the new day
+    # the stored versions are still answered unchanged; the default cap (20) allows more
+    assert statuses(store, doc, other_content(doc, 1)) == [("unchanged", 0), ("unchanged", 1)]
+    assert statuses(store, other_content(doc, 2)) == [("conflict", 2)]
+
+
+def test_the_conflict_cap_setting() -> None:
+    assert InteractionLimits().max_conflicts == 20
+    assert InteractionLimits.from_env({}) == InteractionLimits()
+    assert InteractionLimits.from_env({"KAZI_INTERACTION_MAX_CONFLICTS": "3"}).max_conflicts == 3
+    assert InteractionLimits.from_env({"KAZI_INTERACTION_MAX_CONFLICTS": "0"}).max_conflicts == 0
+    for bad in ("-1", "many", "2.5"):
+        with pytest.raises(ValueError, match="KAZI_INTERACTION_MAX_CONFLICTS"):
+            InteractionLimits.from_env({"KAZI_INTERACTION_MAX_CONFLICTS": bad})

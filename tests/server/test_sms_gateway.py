@@ -19,14 +19,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from kazi.cli.demo import DemoUser, load_demo
 from kazi.engine.dates import make_local
+from kazi.epoch import EARLIEST_MS, LATEST_MS
 from kazi.population import DEFAULT_TZ, Population, generate
-from kazi.server.api import create_app
+from kazi.server.api import MAX_OFFSET, create_app
 from kazi.server.service import TaskService
 from kazi.store import Store
 from kazi.store import sms as stored
+from kazi.store.schema import sms_messages
 from kazi.store.scope import EVERYTHING
 
 DAY = date(2025, 8, 1)
@@ -305,3 +308,33 @@ def test_malformed_requests_are_refused_whole(demo: SmsDemo) -> None:
     resp = demo.client.post("/api/sms", json={"messages": [], "updates": [{"id": "x", "status": "LOST"}]},
                             auth=auth)
     assert resp.status_code == 422 and resp.json()["error"]["field"] == "updates[0].status"
+
+
+def test_a_time_outside_the_calendar_is_refused_and_paging_is_bounded(demo: SmsDemo) -> None:
+    """`received_at` of 2**62 was stored and became the report's reported_date; an offset of 2**63 was a 500."""
+    auth = demo.auth("gateway")
+    seq = demo.store.last_seq()
+    for bad in (2**62, -1, 0, LATEST_MS):
+        body = {"messages": [{"id": "ok", "from": demo.chw_phone, "text": "P 12 Mary", "received_at": NOW},
+                             {"id": "bad", "from": demo.chw_phone, "text": "P 12 Ruth", "received_at": bad}]}
+        resp = demo.client.post("/api/v1/sms/messages", json=body, auth=auth)
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"]["field"] == "messages[1].received_at"
+        assert "between 2000-01-01 and 2099-12-31" in resp.json()["error"]["message"]
+        medic = {"messages": [{"id": "m-bad", "from": demo.chw_phone, "content": "P 12 Ruth", "sms_received": bad}]}
+        resp = demo.client.post("/api/sms", json=medic, auth=auth)
+        assert resp.status_code == 422 and resp.json()["error"]["field"] == "messages[0].sms_received"
+    assert demo.store.last_seq() == seq and stored.find_message(demo.store, "ok", demo.chw_phone) is None
+    # the sending phone's clock is only kept for reference: a wrong one is dropped, the message processed
+    medic = {"messages": [{"id": "m-ok", "from": demo.chw_phone, "content": "P 12 Ruth Banda", "sms_sent": 2**62,
+                           "sms_received": EARLIEST_MS}]}
+    assert demo.client.post("/api/sms", json=medic, auth=auth).status_code == 200
+    kept = stored.find_message(demo.store, "m-ok", demo.chw_phone)
+    assert kept is not None and kept.status == "processed" and kept.received_at == EARLIEST_MS
+    with demo.store.engine.connect() as conn:
+        assert conn.execute(select(sms_messages.c.sent_at).where(sms_messages.c.id == "m-ok")).scalar_one() is None
+    for offset in (2**63, 2**64 + 1):
+        resp = demo.client.get("/api/v1/sms/messages", params={"offset": offset}, auth=auth)
+        assert resp.status_code == 422 and resp.json()["error"]["field"] == "query.offset"
+    resp = demo.client.get("/api/v1/sms/messages", params={"offset": MAX_OFFSET}, auth=auth)
+    assert resp.status_code == 200 and resp.json()["items"] == []

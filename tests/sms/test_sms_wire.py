@@ -7,19 +7,31 @@ from kazi.sms import gateway as gw
 
 def test_medic_gateway_body() -> None:
     messages, updates, problems = gw.read_medic_gateway({
-        "messages": [{"id": "a", "from": " +265888123456 ", "content": "P 12 Mary", "sms_sent": 1000,
-                      "sms_received": 2000}],
+        "messages": [{"id": "a", "from": " +265888123456 ", "content": "P 12 Mary",
+                      "sms_sent": 1754036400000, "sms_received": 1754036405000}],
         "updates": [{"id": "r1", "status": "UNSENT"}, {"id": "r2", "status": "PENDING"},
                     {"id": "r3", "status": "SENT"}, {"id": "r4", "status": "DELIVERED"},
                     {"id": "r5", "status": "FAILED", "reason": "no credit"}]})
     assert problems == []
-    assert messages == [gw.Incoming("a", "+265888123456", "P 12 Mary", 2000, 1000)]
+    assert messages == [gw.Incoming("a", "+265888123456", "P 12 Mary", 1754036405000, 1754036400000)]
     assert updates == [gw.StateUpdate("r1", "received-by-gateway"), gw.StateUpdate("r2", "forwarded-by-gateway"),
                        gw.StateUpdate("r3", "sent"), gw.StateUpdate("r4", "delivered"),
                        gw.StateUpdate("r5", "failed", "no credit")]
     assert gw.read_medic_gateway({}) == ([], [], [])  # a poll with nothing to say
     assert gw.medic_gateway_answer([("r9", "+265888123456", "Thanks")]) == {
         "messages": [{"id": "r9", "to": "+265888123456", "content": "Thanks"}]}
+
+
+def test_times_outside_the_calendar() -> None:
+    """A received time outside 2000-01-01..2099-12-31 refuses the message; a sent time (the sending phone's
+    clock, kept for reference only) outside it is dropped."""
+    for bad in (2**62, -1, 0, 2000, 4102444800000):
+        _, problems = gw.read_plain({"messages": [{"id": "x", "from": "+1", "text": "t", "received_at": bad}]})
+        assert [p.field for p in problems] == ["messages[0].received_at"]
+        assert "between 2000-01-01 and 2099-12-31" in problems[0].message
+    messages, _, problems = gw.read_medic_gateway({"messages": [{"id": "a", "from": "1", "content": "c",
+                                                                 "sms_sent": 2**62, "sms_received": 946684800000}]})
+    assert problems == [] and messages == [gw.Incoming("a", "1", "c", 946684800000, None)]
 
 
 def test_problems_are_located() -> None:

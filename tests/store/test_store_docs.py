@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from kazi.epoch import EARLIEST_MS, LATEST_MS
 from kazi.errors import DocumentBatchError, DocumentExistsError, NotFoundError
 from kazi.store import Store
 from kazi.store.schema import changes, doc_subjects, docs
@@ -88,10 +89,43 @@ def test_a_problem_found_inside_the_transaction_rolls_everything_back(store: Sto
     assert _snapshot(store) == before
 
 
+def test_a_reported_date_outside_the_calendar_refuses_the_batch(store: Store) -> None:
+    """-1 and 2**62 used to be stored, then broke every report, export and JavaScript date that met them."""
+    store.write_docs([{"_id": "hc", "type": "health_center", "reported_date": EARLIEST_MS}])
+    before = _snapshot(store)
+    batch: list[Any] = [
+        {"_id": "ok", "type": "clinic", "parent": {"_id": "hc"}, "reported_date": LATEST_MS - 1},
+        {"_id": "neg", "type": "clinic", "reported_date": -1},
+        {"_id": "huge", "type": "data_record", "form": "f", "reported_date": 2**62},
+        {"_id": "zero", "type": "person", "reported_date": 0},
+        {"_id": "late", "type": "person", "reported_date": float(LATEST_MS)},
+        {"_id": "early", "type": "person", "reported_date": EARLIEST_MS - 1},
+    ]
+    with pytest.raises(DocumentBatchError) as caught:
+        store.write_docs(batch)
+    assert [(p.index, p.doc_id, p.field) for p in caught.value.problems] == [
+        (1, "neg", "reported_date"), (2, "huge", "reported_date"), (3, "zero", "reported_date"),
+        (4, "late", "reported_date"), (5, "early", "reported_date")]
+    assert "between 2000-01-01 and 2099-12-31" in str(caught.value.problems[0])
+    assert _snapshot(store) == before
+    # the range's ends, a missing or non-numeric reported_date (CHT allows them) and deleting are accepted
+    store.write_docs([batch[0], {"_id": "none", "type": "person"}, {"_id": "text", "type": "person",
+                                                                    "reported_date": "yesterday"}])
+    assert store.get_doc("ok")["reported_date"] == LATEST_MS - 1
+
+
+def test_a_tombstone_is_not_checked_for_its_reported_date(store: Store) -> None:
+    """Whatever a deletion carries (CHT's tombstones keep the old body), deleting is never refused for it."""
+    store.write_doc({"_id": "old", "type": "person", "reported_date": EARLIEST_MS})
+    result = store.write_doc({"_id": "old", "type": "person", "reported_date": -1, "_deleted": True})
+    assert result.changed and store.get_docs(["old"]) == []
+
+
 def test_query_columns(store: Store) -> None:
     store.write_docs([
         {"_id": "hc", "type": "contact", "contact_type": "facility", "contact": {"_id": "boss"}},
-        {"_id": "p", "type": "person", "parent": {"_id": "hc"}, "patient_id": "777", "reported_date": 12.9},
+        {"_id": "p", "type": "person", "parent": {"_id": "hc"}, "patient_id": "777",
+         "reported_date": 1754036400000.9},
         {"_id": "r", "type": "data_record", "form": "visit", "fields": {"patient_id": "777", "place_id": "x"},
          "contact": {"_id": "p", "parent": {"_id": "hc"}}, "reported_date": "not a number"},
         {"_id": "s", "type": "user-settings"},
@@ -102,7 +136,7 @@ def test_query_columns(store: Store) -> None:
     assert (rows["hc"].kind, rows["hc"].type, rows["hc"].contact_type, rows["hc"].contact_id) == \
         ("contact", "contact", "facility", "boss")
     assert (rows["p"].kind, rows["p"].contact_type, rows["p"].parent_id, rows["p"].reported_date) == \
-        ("contact", "person", "hc", 12)
+        ("contact", "person", "hc", 1754036400000)
     assert (rows["r"].kind, rows["r"].form, rows["r"].subject, rows["r"].contact_id, rows["r"].reported_date) == \
         ("report", "visit", "777", "p", None)
     assert rows["s"].kind == "other"
