@@ -509,7 +509,8 @@ class _DocWriter:
     def error(self) -> DocumentBatchError:
         """Every problem found so far, in batch order (not in the order the checks ran, which would tell a
         scope refusal of a taken ``_id`` from one of a document placed elsewhere)."""
-        return batch_error(sorted(self.problems, key=lambda e: -1 if e.index is None else e.index), self.total)
+        problems = _conflicts_of_acceptable(self.problems)
+        return batch_error(sorted(problems, key=lambda e: -1 if e.index is None else e.index), self.total)
 
     def write(self, prepared: list[Prepared]) -> list[WriteResult]:
         conn = self.conn
@@ -797,6 +798,18 @@ class _DocWriter:
         for p in refused:
             self.problems.append(DocumentError(OUTSIDE_SCOPE, doc_id=p.id, field="_id", index=p.index))
         return {p.id for p in refused}
+
+
+def _conflicts_of_acceptable(problems: list[DocumentError]) -> list[DocumentError]:
+    """The problems without the conflicts of documents refused for something else.
+
+    A document refused for what it is (placed outside the writer's place, say) is refused for that alone: its
+    conflicts would tell more than the refusal does (a ``_rev`` sent with an ``_id`` unused here but taken by
+    another place's deleted document would name that document's revision). Its conflicts are found again
+    once it is otherwise acceptable, as problems found while writing come once a batch is well-formed.
+    """
+    refused = {p.index for p in problems if not isinstance(p, DocumentConflict)}
+    return [p for p in problems if not (isinstance(p, DocumentConflict) and p.index in refused)]
 
 
 def _phone_of(body: str) -> str:

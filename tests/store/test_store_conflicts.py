@@ -130,6 +130,24 @@ def test_conflicts_mixed_with_other_problems_are_listed_with_them_and_hide_no_re
     assert _snapshot(store) == before
 
 
+def test_a_document_refused_for_its_place_is_refused_for_that_alone(store: Store) -> None:
+    """Its conflict would tell what the refusal hides: that its _id is used (or was, by a deleted document)
+    by another place, and at which revision. Another place's stored, deleted and never used _ids read alike."""
+    store.write_docs([*PLACES, person("chw-1", "area-1"), person("bea", "area-2"), person("gone", "area-2")])
+    store.write_doc({"_id": "gone", "_deleted": True})
+    alice = store.users.create("alice", password="alice-password", roles=["chw"], facility_id="area-1",
+                               contact_id="chw-1")
+    answers = []
+    for doc_id in ("bea", "gone", "never-used"):
+        for rev in (None, "1-0123"):
+            doc = person(doc_id, "area-2") if rev is None else {**person(doc_id, "area-2"), "_rev": rev}
+            with pytest.raises(DocumentBatchError) as caught:
+                store.write_doc(doc, user=alice, check_rev=True)
+            assert not isinstance(caught.value, DocumentConflictError)
+            answers.append([{k: v for k, v in p.items() if k != "doc_id"} for p in _conflicts(caught)])
+    assert answers == [[{"message": "outside the user's place", "index": 0, "field": "_id"}]] * 6
+
+
 def test_the_stores_own_writers_replace_without_the_check(store: Store) -> None:
     """``kazi import`` loads CHT exports whose _rev are CouchDB's, the demo rewrites its population."""
     store.write_doc(person("ann", "area-1"))
