@@ -684,9 +684,9 @@ class _DocWriter:
         revision that is stored, so a client can re-read the document, apply its change and send it again.
 
         Only changes are checked: content equal to what is stored was skipped before (it is no write), so
-        re-sending a write whose answer was lost answers the current revision instead of a conflict. Only
-        documents the writer may see get here (another place's were refused as stored), so the revisions
-        named are of documents the writer can read anyway.
+        re-sending a write whose answer was lost answers the current revision instead of a conflict. The
+        revisions named are of documents the writer can read: another place's were refused as stored, and a
+        deleted document's (which may have been another place's) is not named: it is created again without one.
         """
         for p in changed:
             old = existing.get(p.id)
@@ -698,8 +698,7 @@ class _DocWriter:
                                "_rev to create it")
             elif old.deleted:
                 if sent is not None and sent != old.rev:
-                    message = (f"stale _rev {sent!r}: the document was deleted at {old.rev!r}; send it without "
-                               "_rev (or with that one) to create it again")
+                    message = f"stale _rev {sent!r}: the document was deleted; send it without _rev to create it again"
             elif sent is None:
                 message = (f"_rev missing: the document is stored at {old.rev!r}; read it, apply your change and "
                            "send it with that _rev")
@@ -708,7 +707,7 @@ class _DocWriter:
                            "it again, apply your change and send it with the current _rev")
             if message is not None:
                 self.problems.append(DocumentConflict(message, doc_id=p.id, field="_rev", index=p.index,
-                                                      current_rev=None if old is None else old.rev))
+                                                      current_rev=None if old is None or old.deleted else old.rev))
 
     def _check_phones(self, changed: list[Prepared]) -> None:
         """Refuse contacts given the phone number of another user's contact (:class:`WriteChecks`).
