@@ -137,6 +137,37 @@ class DocumentBatchError(KaziError):
         super().__init__(f"{bad} of {total} documents refused, none stored:" + "".join(lines))
 
 
+class DocumentConflict(DocumentError):
+    """A document that contradicts what is stored, rather than being malformed: its ``_rev`` is not the stored
+    document's (a stale write would silently undo someone else's change), or its ``phone`` is another user's
+    (SMS from that number would be attributed to it). ``current_rev`` is the stored revision when there is
+    one the writer may see, so a client can re-read, merge and send again."""
+
+    def __init__(self, message: str, doc_id: str, field: str, index: int | None = None,
+                 current_rev: str | None = None) -> None:
+        super().__init__(message, doc_id=doc_id, field=field, index=index)
+        self.current_rev = current_rev
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.current_rev is not None:
+            out["current_rev"] = self.current_rev
+        return out
+
+
+class DocumentConflictError(DocumentBatchError):
+    """A batch refused only because some of its documents conflict with what is stored
+    (:class:`DocumentConflict`): nothing of it was stored. The API answers 409, where other problems are 422."""
+
+
+def batch_error(problems: list[DocumentError], total: int) -> DocumentBatchError:
+    """The error for a refused batch: :class:`DocumentConflictError` when every problem is a conflict (the
+    batch is well-formed and may be sent again once re-read), else :class:`DocumentBatchError`."""
+    if problems and all(isinstance(p, DocumentConflict) for p in problems):
+        return DocumentConflictError(problems, total)
+    return DocumentBatchError(problems, total)
+
+
 class NotFoundError(KaziError):
     """A document, task document or user does not exist, or is outside the caller's scope.
 

@@ -12,7 +12,9 @@ Skipped, and counted by reason in the summary: design documents (``_design/*``: 
 documents (Kazi computes every user's own), documents without ``_id``, deletions, and invalid documents
 (listed with their problems). Documents are written in batches, each all or nothing; a batch the store
 refuses (a lineage loop, say) is reported and the import goes on with the next. Re-importing a file changes
-nothing (writes are idempotent by ``_id`` and content).
+nothing (writes are idempotent by ``_id`` and content). A document replaces the stored one whatever its ``_rev``
+(an export's revisions are CouchDB's, not Kazi's): the import is an administrator's load, so it writes without
+the checks of a client's write (``Store.write_docs(check_rev=...)``, kazi.store.store.WriteChecks).
 """
 
 from __future__ import annotations

@@ -40,7 +40,15 @@ from starlette.requests import HTTPConnection
 
 from kazi import web
 from kazi.engine.permissions import has_permissions
-from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFoundError, ProgramError, UserError
+from kazi.errors import (
+    ConfigCodeError,
+    DocumentBatchError,
+    DocumentConflictError,
+    KaziError,
+    NotFoundError,
+    ProgramError,
+    UserError,
+)
 from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
 from kazi.server.background import BackgroundWorker
@@ -63,6 +71,7 @@ from kazi.server.schemas import (
 )
 from kazi.server.service import TaskService
 from kazi.server.views import task_items
+from kazi.sms.phones import country_code_of
 from kazi.store import UNSET, Store, StoredUser, is_offline, open_store
 from kazi.store.interactions import InteractionLimits
 
@@ -164,6 +173,16 @@ def _install_error_handlers(app: FastAPI) -> None:
                  "listed and send the whole batch again",
             field=next(iter(fields)) if len(fields) == 1 else None, problems=_problem_dicts(e.problems))
 
+    async def conflict_error(_request: Request, exc: Exception) -> JSONResponse:
+        e = cast(DocumentConflictError, exc)
+        bad = len({(p.index, p.doc_id) for p in e.problems})
+        fields = {p.field for p in e.problems}
+        return error_response(
+            409, f"{bad} of {e.total} document(s) conflict with what is stored; nothing of this batch was stored: "
+                 "read each document named again (its `current_rev` is given), apply your change to it and send "
+                 "the whole batch again", field=next(iter(fields)) if len(fields) == 1 else None,
+            problems=_problem_dicts(e.problems))
+
     async def program_error(_request: Request, exc: Exception) -> JSONResponse:
         e = cast(ProgramError, exc)
         first = str(e).splitlines()[0]
@@ -206,6 +225,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(DocumentBatchError, batch_error)
+    app.add_exception_handler(DocumentConflictError, conflict_error)
     app.add_exception_handler(ProgramError, program_error)
     app.add_exception_handler(ConfigCodeError, code_error)
     app.add_exception_handler(KaziError, kazi_error)
@@ -402,21 +422,30 @@ def require_write_permission(c: ApiContext, user: StoredUser) -> None:
 
 @doc_routes.post(
     "/docs", summary="Write contacts and reports (one document or an array), all or none",
-    response_model=DocsWritten, responses={**errors(400, 401, 413, 422), **WRITE_REFUSALS})
+    response_model=DocsWritten,
+    responses={**errors(400, 401, 413, 422), **WRITE_REFUSALS,
+               409: {"model": ErrorResponse, "description": "A document's `_rev` is not the stored one, or a "
+                     "contact's phone is another user's: each problem names the document (and `current_rev`); "
+                     "or no program is loaded and the caller is not an administrator"}})
 def write_docs(payload: Annotated[Any, Body(examples=[_DOCS_EXAMPLE])], user: Caller, c: Ctx) -> DocsWritten:
-    """CHT documents as CHT stores them. Writing an `_id` that exists replaces it; sending the same content
-    again changes nothing (same `rev`), so any write may be retried. The whole batch is checked first: any
-    problem (not an object, no `_id`, an unknown `type`, outside the caller's place, a report naming a contact
-    of another place, moving or deleting the caller's own place, deleting a place with contacts under it, ...)
-    refuses the whole batch with a 422 listing every problem (index, doc_id, field, message), and nothing of it
-    is stored. `_deleted: true` deletes. Writing needs the program's `can_edit` permission (403 without it;
-    administrators hold every permission; without a program only they write: 409). The caller's tasks reflect
-    the write on their next `GET /api/v1/tasks`."""
+    """CHT documents as CHT stores them. A new `_id` is created; replacing a stored document needs its current
+    `_rev`, as in CouchDB (a deleted one is created again without one): a missing or stale `_rev` is a 409 whose
+    `problems` name each document with its `current_rev`. Sending the same content again is never a conflict:
+    it changes nothing and answers the stored `rev`, so a write whose answer was lost may be retried. A
+    contact may not be given the phone number of another user's contact (409, field `phone`). The whole batch
+    is checked first: any problem (not an object, no `_id`, an unknown `type`, outside the caller's place, a
+    report naming a contact of another place, moving or deleting the caller's own place, deleting a place with
+    contacts under it, ...) refuses the whole batch with a 422 listing every problem (index, doc_id, field,
+    message), and nothing of it is stored. `_deleted: true` deletes. Writing needs the program's `can_edit`
+    permission (403 without it; administrators hold every permission; without a program only they write: 409).
+    The caller's tasks reflect the write on their next `GET /api/v1/tasks`."""
     require_write_permission(c, user)
     batch = payload if isinstance(payload, list) else [payload]
     if len(batch) > MAX_BATCH:
         raise ApiError(413, f"{len(batch)} documents in one request; send at most {MAX_BATCH} per request")
-    results = c.store.write_docs(batch, user=user)
+    program = c.service.program()
+    results = c.store.write_docs(batch, user=user, check_rev=True, check_phones=True,
+                                 country_code=country_code_of(program.settings) if program is not None else None)
     if any(r.changed for r in results):
         c.service.note_write(user)  # the caller's next read waits for these (read-your-writes)
     if c.worker is not None and any(r.changed for r in results):

@@ -22,7 +22,8 @@ class ErrorBody(BaseModel):
     message: str = Field(description="one readable sentence (or several lines) saying what to fix")
     field: str | None = Field(default=None, description="the offending field, when one field is the cause")
     problems: list[dict[str, Any]] | None = Field(
-        default=None, description="every problem found, each located (index, doc_id, field / file, definition, ...)")
+        default=None, description="every problem found, each located (index, doc_id, field, current_rev / file, "
+                                  "definition, ...)")
 
 
 class ErrorResponse(BaseModel):

@@ -2,9 +2,11 @@
 
 Each message goes through these steps, and the first that fails decides the reply (kazi.sms.replies):
 
-1. **Already kept?** A message is identified by the gateway's id and the sender's number: a second delivery
-   gets the first one's outcome back and changes nothing (:func:`kazi.store.sms.record` re-checks inside
-   its transaction, so two deliveries at once are processed once too).
+1. **Already kept?** A message is identified by the gateway's id and the sender's number, compared as the
+   sender is matched to contacts (``+265993...`` and ``0993...`` are one number with the program's
+   ``default_country_code``): a second delivery gets the first one's outcome back and changes nothing
+   (:func:`kazi.store.sms.record` re-checks inside its transaction, so two deliveries at once are processed
+   once too).
 2. **Sender**: the contacts within the gateway account's place whose phone is the sender's
    (:mod:`kazi.sms.phones`). Several share the number: a contact with a Kazi account (a health worker) first,
    then a person before a place, then the oldest. None: ``unknown_sender``, and the message is kept for review.
@@ -56,7 +58,8 @@ class SmsProcessor:
     def receive(self, msg: Incoming, *, gateway: str, reply_gateway: str, reply_state: str
                 ) -> tuple[stored.StoredMessage, bool]:
         """Keep and process one message; returns it as stored and whether documents were written."""
-        known = stored.find_message(self.store, msg.id, msg.sender)
+        country = phones.country_code_of(self.program.settings)
+        known = stored.find_message(self.store, msg.id, msg.sender, country)
         if known is not None:
             return known, False
         now = self.clock()
@@ -66,7 +69,7 @@ class SmsProcessor:
             received_at=msg.received_at if msg.received_at is not None else now, sent_at=msg.sent_at,
             stored_at=now, gateway=gateway, gateway_user=self.gateway_user.username, reply_gateway=reply_gateway,
             reply_state=reply_state, decide=plan.decide, needs_patient_id=plan.needs_patient_id, rng=self.rng,
-            new_id=self.new_id)
+            new_id=self.new_id, country_code=country)
         return message, any(w.changed for w in written)
 
     # -- the steps

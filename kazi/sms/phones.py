@@ -53,7 +53,8 @@ def same_number(a: str, b: str, country_code: str | None = None) -> bool:
         return True
     if country_code:
         return False
-    return phone_key(na) == phone_key(nb) and (not na.startswith("+") or not nb.startswith("+"))
+    key = phone_key(na)  # two texts without a number's digits (sender names) are not one phone
+    return key is not None and key == phone_key(nb) and (not na.startswith("+") or not nb.startswith("+"))
 
 
 def country_code_of(settings: dict[str, object]) -> str | None:

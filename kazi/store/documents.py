@@ -53,6 +53,7 @@ class Prepared:
     phone: str | None = None  # a contact's phone key, how SMS senders are found (kazi.sms.phones)
     subjects: list[str] = field(default_factory=list)
     stub_chain: list[str] = field(default_factory=list)  # parent stub ids in the body, nearest first
+    sent_rev: object = None  # the `_rev` the writer sent (not stored): what a checked update must match
 
     def rev(self, generation: int) -> str:
         """The revision this content gets as the ``generation``-th version of the document."""
@@ -137,6 +138,7 @@ def prepare(doc: object, index: int) -> Prepared | list[DocumentError]:
     kind = CONTACT if is_contact(body) else REPORT if doc_type == "data_record" else OTHER
     out = Prepared(index=index, id=doc_id, body=text, content_hash=content_hash(body), kind=kind,
                    deleted=bool(deleted), type=doc_type if isinstance(doc_type, str) else None)
+    out.sent_rev = doc.get("_rev")
     if deleted:
         return out  # a tombstone: no subjects, no lineage, whatever else it carries
     out.contact_id = _stub_id(body.get("contact"))

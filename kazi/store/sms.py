@@ -8,7 +8,10 @@
   ``POST /api/v1/docs`` takes, so the change log marks the right users dirty and the worker recomputes them.
   The transaction starts by taking the document writers' lock and then looks the message up by the gateway's
   id and the sender: a message delivered twice, even by two requests at once, is processed once, and the
-  second delivery gets the first one's outcome back.
+  second delivery gets the first one's outcome back. The sender is compared as a phone number
+  (:func:`kazi.sms.phones.same_number`, the rule that matches senders to contacts), not as written: one
+  message delivered once as ``+265993...`` and again as ``0993...`` is one message. Rows keep the sender as
+  the gateway gave it, so messages kept before this rule are found by it too.
 * A new ``patient_id`` is drawn inside that transaction and checked against every subject id stored, so it is
   unique in the store (5 digits while they last, then 6, 7...).
 """
@@ -23,6 +26,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from kazi.sms import phones
 from kazi.store import db, documents
 from kazi.store.documents import Doc
 from kazi.store.schema import (
@@ -140,11 +144,22 @@ def accounts_of(store: Store, contact_ids: Iterable[str]) -> dict[str, list[Stor
     return out
 
 
-def find_message(store: Store, msg_id: str, sender: str) -> StoredMessage | None:
+def find_message(store: Store, msg_id: str, sender: str, country_code: str | None = None) -> StoredMessage | None:
+    """The message kept under the gateway's ``msg_id`` from ``sender``'s phone, however its number was written
+    (``country_code``: the program's ``default_country_code``), or ``None``."""
     with db.reader(store.engine).begin() as conn:
-        row = conn.execute(select(sms_messages).where(sms_messages.c.id == msg_id,
-                                                      sms_messages.c.sender == sender)).first()
+        row = _kept(conn, msg_id, sender, country_code)
     return _message(row, replayed=True) if row is not None else None
+
+
+def _kept(conn: Connection, msg_id: str, sender: str, country_code: str | None) -> Row[Any] | None:
+    """The replay key of a message is the gateway's id and the sender's *number*: the rows with that id (an id
+    is one message's, so there are one or a few) are compared by number, the first kept wins."""
+    rows = conn.execute(select(sms_messages).where(sms_messages.c.id == msg_id).order_by(sms_messages.c.seq))
+    for row in rows:
+        if row.sender == sender or phones.same_number(row.sender, sender, country_code):
+            return row
+    return None
 
 
 def list_messages(store: Store, scope: Scope, *, gateway_user: str | None, status: str | None, limit: int,
@@ -189,16 +204,16 @@ def new_patient_id(conn: Connection, rng: random.Random) -> str:
 def record(store: Store, *, msg_id: str, sender: str, text: str, received_at: int, sent_at: int | None,
            stored_at: int, gateway: str, gateway_user: str, reply_gateway: str, reply_state: str,
            decide: Callable[[str | None], Outcome], needs_patient_id: bool, rng: random.Random,
-           new_id: Callable[[], str]) -> tuple[StoredMessage, list[WriteResult]]:
+           new_id: Callable[[], str], country_code: str | None = None) -> tuple[StoredMessage, list[WriteResult]]:
     """Keep one incoming message with its outcome, its documents and its reply, in one transaction.
 
     ``decide(patient_id)`` builds the outcome (``patient_id``: a fresh short code when ``needs_patient_id``).
-    A message already kept under (``msg_id``, ``sender``) is returned as it was (``replayed``), nothing written.
+    A message already kept under ``msg_id`` from the same number (``sender`` however written, read with
+    ``country_code``) is returned as it was (``replayed``), nothing written.
     """
     with store.writing() as tx:  # serialised with every document writer (and other deliveries)
         conn = tx.conn
-        row = conn.execute(select(sms_messages).where(sms_messages.c.id == msg_id,
-                                                      sms_messages.c.sender == sender)).first()
+        row = _kept(conn, msg_id, sender, country_code)
         if row is not None:
             return _message(row, replayed=True), []
         outcome = decide(new_patient_id(conn, rng) if needs_patient_id else None)

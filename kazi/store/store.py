@@ -3,7 +3,9 @@
 Every write is one transaction: a batch is checked whole before the database is touched, then written whole
 or not at all (a problem found inside the transaction, such as a document outside the writer's place, rolls
 everything back). Writing a document whose ``_id`` exists replaces it; writing the same content again changes
-nothing, not even the change sequence, so clients may retry any write.
+nothing, not even the change sequence, so clients may retry any write. Writes of clients are checked
+(:class:`WriteChecks`): an update must carry the stored ``_rev``, as in CouchDB, and a contact may not take
+another user's phone number; the store's own writers (import, demo, SMS) replace without them.
 
 Methods that take ``user`` (a :class:`~kazi.store.users.StoredUser` or a :class:`~kazi.store.scope.Scope`)
 confine themselves to that scope: a document outside it is "not found", exactly like a missing one. ``None``
@@ -26,7 +28,16 @@ from sqlalchemy.exc import IntegrityError
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User
 from kazi.engine.taskdocs import TERMINAL_STATES
-from kazi.errors import DocumentBatchError, DocumentError, DocumentExistsError, NotFoundError, TaskDocsChangedError
+from kazi.errors import (
+    DocumentBatchError,
+    DocumentConflict,
+    DocumentError,
+    DocumentExistsError,
+    NotFoundError,
+    TaskDocsChangedError,
+    batch_error,
+)
+from kazi.sms import phones
 from kazi.store import db, documents, task_stats, write_rules
 from kazi.store.documents import Doc, Prepared
 from kazi.store.schema import (
@@ -53,6 +64,28 @@ CHUNK = 500
 OUTSIDE_SCOPE = "outside the user's place"
 _T = TypeVar("_T")
 Scoped = StoredUser | Scope | None
+
+
+@dataclass(frozen=True)
+class WriteChecks:
+    """What a document write checks beyond the documents themselves: on for writes that come from clients
+    (``POST /api/v1/docs``), off for the store's own writers, which legitimately replace (``kazi import``
+    loads CHT exports whose ``_rev`` are CouchDB's, the demo rewrites its population, SMS creates new ids).
+
+    * ``rev``: as CouchDB, a document that is stored (and not deleted) is replaced only by a write carrying
+      its current ``_rev``; a new ``_id`` takes no ``_rev``; a deleted one is created again without one (or
+      with its tombstone's). Content equal to what is stored is never a conflict: it changes nothing and
+      answers the stored revision, so a client that lost the answer to a write may send it again.
+    * ``phones``: a contact may not be given a number that is the phone of another user's contact (an enabled
+      account's, other than ``writer``'s own): SMS from that number would be attributed to it. Numbers are
+      compared as the SMS gateway matches senders (:func:`kazi.sms.phones.same_number` with ``country_code``,
+      the program's ``default_country_code``). A contact that keeps the number it had is not refused.
+    """
+
+    rev: bool = False
+    phones: bool = False
+    country_code: str | None = None
+    writer: str | None = None  # the writing account's username: its own contact's number is its to give
 
 
 @dataclass(frozen=True)
@@ -158,14 +191,17 @@ class Store:
     # ----------------------------------------------------------------------------------------------------
     # documents: writing
 
-    def write_docs(self, batch: Iterable[object], *, user: Scoped = None, create_only: bool = False
+    def write_docs(self, batch: Iterable[object], *, user: Scoped = None, create_only: bool = False,
+                   check_rev: bool = False, check_phones: bool = False, country_code: str | None = None
                    ) -> list[WriteResult]:
         """Write a batch of CHT documents, all or none (:class:`DocumentBatchError` lists every problem).
 
         A document with ``_deleted: true`` is a deletion (CouchDB's tombstone). With ``user``, every document
         must be in the user's scope both as it was and as written. ``create_only``: refuse the batch with
         :class:`DocumentExistsError` if any ``_id`` is taken (tombstones included), checked in the write's
-        own transaction.
+        own transaction. ``check_rev`` and ``check_phones`` (with the program's ``country_code``): the checks
+        of a client's write (:class:`WriteChecks`); a batch refused by them alone raises
+        :class:`~kazi.errors.DocumentConflictError`.
         """
         items = list(batch)
         prepared = _prepare_batch(items, documents.prepare)
@@ -179,7 +215,8 @@ class Store:
                              for row in conn.execute(select(docs.c.id).where(docs.c.id.in_(chunk)))]
                     if taken:
                         raise DocumentExistsError(taken)
-                return _DocWriter(conn, resolve(user), len(items)).write(prepared)
+                checks = WriteChecks(check_rev, check_phones, country_code, _username(user))
+                return _DocWriter(conn, resolve(user), len(items), checks).write(prepared)
         except IntegrityError as exc:
             # a unique index refused an insert: with the counter lock above it cannot happen, but if a writer
             # ever bypassed that lock, a taken _id must still read as taken, not as a server error
@@ -195,9 +232,11 @@ class Store:
             _lock_counter(conn, DOCS_COUNTER)  # serialised with every other document writer
             yield DocTransaction(conn)
 
-    def write_doc(self, doc: object, *, user: Scoped = None, create_only: bool = False) -> WriteResult:
+    def write_doc(self, doc: object, *, user: Scoped = None, create_only: bool = False, check_rev: bool = False,
+                  check_phones: bool = False, country_code: str | None = None) -> WriteResult:
         """Write one document (a batch of one)."""
-        return self.write_docs([doc], user=user, create_only=create_only)[0]
+        return self.write_docs([doc], user=user, create_only=create_only, check_rev=check_rev,
+                               check_phones=check_phones, country_code=country_code)[0]
 
     def delete_docs(self, ids: Iterable[str], *, user: Scoped = None) -> list[WriteResult]:
         """Delete documents (tombstones keep their ``_id`` for the change log); unknown ids refuse the batch."""
@@ -456,10 +495,11 @@ class Store:
 class _DocWriter:
     """One document batch inside its transaction: rows, subjects, lineage, scope check, change log."""
 
-    def __init__(self, conn: Connection, scope: Scope, total: int) -> None:
+    def __init__(self, conn: Connection, scope: Scope, total: int, checks: WriteChecks | None = None) -> None:
         self.conn = conn
         self.scope = scope
         self.total = total
+        self.checks = checks or WriteChecks()
         self.problems: list[DocumentError] = []
 
     def fail_if_problems(self) -> None:
@@ -469,8 +509,8 @@ class _DocWriter:
     def error(self) -> DocumentBatchError:
         """Every problem found so far, in batch order (not in the order the checks ran, which would tell a
         scope refusal of a taken ``_id`` from one of a document placed elsewhere)."""
-        return DocumentBatchError(sorted(self.problems, key=lambda e: -1 if e.index is None else e.index),
-                                  self.total)
+        problems = _conflicts_of_acceptable(self.problems)
+        return batch_error(sorted(problems, key=lambda e: -1 if e.index is None else e.index), self.total)
 
     def write(self, prepared: list[Prepared]) -> list[WriteResult]:
         conn = self.conn
@@ -498,6 +538,10 @@ class _DocWriter:
                 results[p.id] = WriteResult(p.id, old.rev, old.seq, False)
             else:
                 changed.append(p)
+        if self.checks.rev:
+            self._check_revs(changed, existing)
+        if self.checks.phones:
+            self._check_phones(changed)
         if not changed:
             self.fail_if_problems()
             return [results[i] for i in ids]
@@ -638,6 +682,108 @@ class _DocWriter:
                 raise self.error() from exc
         return chains
 
+    def _check_revs(self, changed: list[Prepared], existing: dict[str, Row[Any]]) -> None:
+        """Refuse the changes that do not name the stored revision (:class:`WriteChecks`), each with the
+        revision that is stored, so a client can re-read the document, apply its change and send it again.
+
+        Only changes are checked: content equal to what is stored was skipped before (it is no write), so
+        re-sending a write whose answer was lost answers the current revision instead of a conflict. The
+        revisions named are of documents the writer can read: another place's were refused as stored, and a
+        deleted document's (which may have been another place's) is not named: it is created again without one.
+        """
+        for p in changed:
+            old = existing.get(p.id)
+            sent = p.sent_rev
+            message: str | None = None
+            if old is None:
+                if sent is not None:
+                    message = (f"_rev {sent!r} given, but no document with this _id is stored: send it without "
+                               "_rev to create it")
+            elif old.deleted:
+                if sent is not None and sent != old.rev:
+                    message = f"stale _rev {sent!r}: the document was deleted; send it without _rev to create it again"
+            elif sent is None:
+                message = (f"_rev missing: the document is stored at {old.rev!r}; read it, apply your change and "
+                           "send it with that _rev")
+            elif sent != old.rev:
+                message = (f"stale _rev {sent!r}: the document was changed since, it is now at {old.rev!r}; read "
+                           "it again, apply your change and send it with the current _rev")
+            if message is not None:
+                self.problems.append(DocumentConflict(message, doc_id=p.id, field="_rev", index=p.index,
+                                                      current_rev=None if old is None or old.deleted else old.rev))
+
+    def _check_phones(self, changed: list[Prepared]) -> None:
+        """Refuse contacts given the phone number of another user's contact (:class:`WriteChecks`).
+
+        The numbers held are those of contacts with an enabled account other than the writer's, as they will
+        be after this write (a contact of the batch counts as written, not as stored). Only those contacts are
+        read, through the indexed phone key, so a write without phones (a report) costs no query. The answer
+        names the holder only when the writer may see it.
+        """
+        wanted = {p.id: p for p in changed if p.kind == CONTACT and not p.deleted and p.phone}
+        if not wanted:
+            return
+        country = self.checks.country_code
+        accounts = (select(users.c.contact_id)
+                    .where(users.c.disabled.is_(False), users.c.contact_id.is_not(None)))
+        if self.checks.writer is not None:
+            accounts = accounts.where(users.c.username != self.checks.writer)
+        numbers: dict[str, str] = {}  # holder contact id -> its number, as it will be after this write
+        changed_ids = {p.id for p in changed}
+        keys = sorted({p.phone for p in wanted.values() if p.phone})
+        for chunk in _chunks(keys):
+            for row in self.conn.execute(select(docs.c.id, docs.c.body).where(
+                    docs.c.phone.in_(chunk), docs.c.kind == CONTACT, docs.c.deleted.is_(False),
+                    docs.c.id.in_(accounts))):
+                if row.id not in changed_ids:
+                    numbers[row.id] = _phone_of(row.body)
+        for chunk in _chunks(list(wanted)):
+            owned: list[str] = list(self.conn.scalars(accounts.where(users.c.contact_id.in_(chunk))))
+            numbers.update((contact_id, _phone_of(wanted[contact_id].body)) for contact_id in owned)
+        by_key: dict[str, list[tuple[str, str]]] = {}  # only numbers with one key can be one phone
+        for holder, held in numbers.items():
+            key = phones.phone_key(held)
+            if key is not None:
+                by_key.setdefault(key, []).append((holder, held))
+        holders: dict[str, set[str]] = {}
+        for p in wanted.values():
+            number = _phone_of(p.body)
+            for holder, held in by_key.get(p.phone or "", []):
+                if holder != p.id and phones.same_number(number, held, country):
+                    holders.setdefault(p.id, set()).add(holder)
+        if not holders:
+            return
+        before = self._stored_numbers(list(holders))
+        seen = self._visible({h for found in holders.values() for h in found})
+        for doc_id, found in holders.items():
+            p = wanted[doc_id]
+            number = _phone_of(p.body)
+            if before.get(doc_id) and phones.same_number(number, before[doc_id], country):
+                continue  # not given by this write: the contact had this number already
+            named = sorted(found & seen)
+            whose = f" ({', '.join(repr(h) for h in named)})" if named else ""
+            self.problems.append(DocumentConflict(
+                f"phone {number!r} is the number of another user's contact{whose}: SMS from it would be "
+                "attributed to this contact; give it another number", doc_id=doc_id, field="phone", index=p.index))
+
+    def _stored_numbers(self, ids: list[str]) -> dict[str, str]:
+        """The phone numbers, as written, of the live stored contacts among ``ids``."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            for row in self.conn.execute(select(docs.c.id, docs.c.body).where(
+                    docs.c.id.in_(chunk), docs.c.kind == CONTACT, docs.c.deleted.is_(False))):
+                out[row.id] = _phone_of(row.body)
+        return out
+
+    def _visible(self, ids: set[str]) -> set[str]:
+        """The ids among ``ids`` of stored documents in the writer's scope."""
+        if self.scope.everything:
+            return ids
+        out: set[str] = set()
+        for chunk in _chunks(sorted(ids)):
+            out.update(self.conn.scalars(select(docs.c.id).where(docs.c.id.in_(chunk), visible(self.scope, docs))))
+        return out
+
     def _check_scope(self, batch: list[Prepared]) -> set[str]:
         """Refuse the documents of ``batch`` that are outside the writer's scope; returns their ids.
 
@@ -654,6 +800,28 @@ class _DocWriter:
         for p in refused:
             self.problems.append(DocumentError(OUTSIDE_SCOPE, doc_id=p.id, field="_id", index=p.index))
         return {p.id for p in refused}
+
+
+def _conflicts_of_acceptable(problems: list[DocumentError]) -> list[DocumentError]:
+    """The problems without the conflicts of documents refused for something else.
+
+    A document refused for what it is (placed outside the writer's place, say) is refused for that alone: its
+    conflicts would tell more than the refusal does (a ``_rev`` sent with an ``_id`` unused here but taken by
+    another place's deleted document would name that document's revision). Its conflicts are found again
+    once it is otherwise acceptable, as problems found while writing come once a batch is well-formed.
+    """
+    refused = {p.index for p in problems if not isinstance(p, DocumentConflict)}
+    return [p for p in problems if not (isinstance(p, DocumentConflict) and p.index in refused)]
+
+
+def _phone_of(body: str) -> str:
+    """The ``phone`` of a contact's JSON body, as written (``""`` for none)."""
+    phone = orjson.loads(body).get("phone")
+    return phone if isinstance(phone, str) else ""
+
+
+def _username(user: Scoped) -> str | None:
+    return user.username if isinstance(user, StoredUser) else None
 
 
 def _update_by_id(table: Table) -> Update:

@@ -313,10 +313,12 @@ def test_write_one_document_then_read_it(env: Env) -> None:
     assert result["id"] == "r-1" and result["rev"].startswith("1-") and result["changed"] is True
     got = env.get("/api/v1/docs/r-1", "alice").json()
     assert got["_rev"] == result["rev"] and got["fields"] == report["fields"]
-    # idempotent by id: the same content again changes nothing; other content is a new revision
+    # idempotent by id: the same content again changes nothing; other content, with the current _rev, is a new
+    # revision (without it, a 409: tests/server/test_write_conflicts.py)
     again = env.post("/api/v1/docs", "alice", json=report).json()["results"][0]
     assert again == {**result, "changed": False}
-    changed = env.post("/api/v1/docs", "alice", json={**report, "fields": {"patient_id": "1001", "days": 3}})
+    changed = env.post("/api/v1/docs", "alice",
+                       json={**report, "_rev": result["rev"], "fields": {"patient_id": "1001", "days": 3}})
     assert changed.json()["results"][0]["rev"].startswith("2-")
 
 

@@ -338,3 +338,37 @@ def test_a_time_outside_the_calendar_is_refused_and_paging_is_bounded(demo: SmsD
         assert resp.status_code == 422 and resp.json()["error"]["field"] == "query.offset"
     resp = demo.client.get("/api/v1/sms/messages", params={"offset": MAX_OFFSET}, auth=auth)
     assert resp.status_code == 200 and resp.json()["items"] == []
+
+
+def test_one_message_id_from_one_number_however_written_is_processed_once(demo: SmsDemo) -> None:
+    """The replay key is the gateway's id and the sender's number read with the program's country code, not
+    the text of `from`: a gateway that writes the number another way on a retry does not register twice."""
+    first = demo.one("n-1", demo.chw_phone, "P 12 Mary Banda")
+    seq = demo.store.last_seq()
+    again = demo.one("n-1", local_form(demo.chw_phone), "P 12 Mary Banda")
+    assert first["status"] == "processed" and again == {**first, "replayed": True}
+    assert demo.store.last_seq() == seq
+    total, _ = stored.list_messages(demo.store, EVERYTHING, gateway_user=None, status=None, limit=10, offset=0)
+    assert total == 1
+    assert [p["name"] for p in demo.store.docs_in_scope(EVERYTHING).contacts].count("Mary Banda") == 1
+
+
+def test_a_chw_cannot_take_another_users_phone_number(demo: SmsDemo) -> None:
+    """Her contact given the supervisor's number (as written at home) is a 409 on `phone`; the supervisor's
+    messages stay the supervisor's."""
+    supervisor = demo.store.users.get(demo.users["chw_supervisor"].username)
+    sup_contact = demo.store.get_doc(supervisor.contact_id or "")
+    if not sup_contact.get("phone"):
+        demo.store.write_doc({**sup_contact, "phone": "+265991234567"})
+        sup_contact = demo.store.get_doc(sup_contact["_id"])
+    mine = demo.chw_contact
+    resp = demo.client.post("/api/v1/docs", json={**mine, "phone": local_form(sup_contact["phone"])},
+                            auth=demo.auth("chw"))
+    assert resp.status_code == 409, resp.text
+    err = resp.json()["error"]
+    assert err["field"] == "phone" and err["problems"][0]["doc_id"] == mine["_id"]
+    assert demo.store.get_doc(mine["_id"]) == mine
+    result = demo.one("s-1", sup_contact["phone"], "Q hello")
+    assert result["status"] == "error"  # a supervisor's message, answered as hers (not a form code)
+    kept = stored.find_message(demo.store, "s-1", sup_contact["phone"])
+    assert kept is not None and kept.contact_id == sup_contact["_id"]
