@@ -89,13 +89,15 @@ def test_a_chw_cannot_move_or_delete_her_own_area(store: Store, client: TestClie
                                   ]).status_code == 200
 
 
-def test_no_one_deletes_a_place_with_contacts_under_it(client: TestClient) -> None:
+def test_no_one_deletes_a_place_with_contacts_under_it(store: Store, client: TestClient) -> None:
+    def deletion(doc_id: str) -> dict[str, object]:
+        return {"_id": doc_id, "_rev": store.get_doc(doc_id)["_rev"], "_deleted": True}
+
     for user in ("chw1", "admin"):
-        resp = _post(client, user, {"_id": "hc1-hh", "_deleted": True})
+        resp = _post(client, user, deletion("hc1-hh"))
         assert _problems(resp) == [("hc1-hh", "_deleted")]
         assert "1 contact(s) are still under it" in resp.json()["error"]["problems"][0]["message"]
-    assert _post(client, "chw1", [{"_id": "hc1-c", "_deleted": True}, {"_id": "hc1-hh", "_deleted": True}]
-                 ).status_code == 200
+    assert _post(client, "chw1", [deletion("hc1-c"), deletion("hc1-hh")]).status_code == 200
 
 
 @pytest.mark.parametrize("fields", [
@@ -121,7 +123,8 @@ def test_writing_documents_needs_can_edit_whatever_the_place(store: Store, clien
         assert resp.status_code == 403, resp.text
     assert store.get_docs(["hc2-p9"]) == []
     assert _post(client, "chw2", doc).status_code == 200  # the program grants can_edit to CHWs
-    assert _post(client, "admin", {**doc, "name": "Renamed"}).status_code == 200  # admins hold every permission
+    renamed = {**doc, "_rev": store.get_doc("hc2-p9")["_rev"], "name": "Renamed"}
+    assert _post(client, "admin", renamed).status_code == 200  # admins hold every permission
 
 
 def test_without_a_program_only_administrators_write(store: Store) -> None:
