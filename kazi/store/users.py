@@ -586,8 +586,11 @@ class LoginFailures:
                 if row is None:
                     continue
                 failures = max(0, row.failures - 1)
-                conn.execute(update(login_failures).where(login_failures.c.key == key).values(
-                    failures=failures, blocked_until=row.last_failure_at + policy.wait_ms(failures)))
+                if failures == 0:
+                    conn.execute(delete(login_failures).where(login_failures.c.key == key))
+                else:
+                    conn.execute(update(login_failures).where(login_failures.c.key == key).values(
+                        failures=failures, blocked_until=row.last_failure_at + policy.wait_ms(failures)))
 
     def forget(self, keys: Sequence[str]) -> None:
         """Drop the keys' counts (a success on the path that reserved nothing)."""
