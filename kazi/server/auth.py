@@ -301,8 +301,8 @@ class Authenticator:
 
     def _check(self, username: str, password: str, address: str | None) -> Verified:
         failures = self.store.users.login_failures
-        account = _key("account", username)
-        keys = [account] if address is None else [account, _key("address", address_bucket(address))]
+        account = failure_key("account", username)
+        keys = [account] if address is None else [account, failure_key("address", address)]
         key = _cache_key(username, password)
         with self._lock:
             entry = self._basic.get(key)
@@ -395,7 +395,11 @@ def _host(value: str) -> str:
     return value
 
 
-def _key(kind: str, value: str) -> str:
+def failure_key(kind: str, value: str) -> str:
+    """What failures are counted under: ``account:`` and the username's SHA-256, or ``address:`` and the SHA-256
+    of the address's bucket (:func:`address_bucket`). Digests keep the keys short whatever a client sends."""
+    if kind == "address":
+        value = address_bucket(value)
     return f"{kind}:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 

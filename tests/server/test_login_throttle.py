@@ -244,3 +244,17 @@ def test_the_openapi_documents_429_wherever_a_password_is_checked(env: Env) -> N
                      if "401" in op.get("responses", {})]
     assert len(authenticated) > 20
     assert all("429" in spec["paths"][p][m]["responses"] for p, m in authenticated)
+
+
+def test_an_admin_can_end_a_wait_from_the_cli(env: Env, store_url: str) -> None:
+    from kazi.cli.main import main
+
+    c = env.client(_settings(address_free_failures=3))
+    for _ in range(4):
+        _login(c, "alice", "wrong-password")
+    assert _login(c, "alice").status_code == 429
+    assert main(["users", "unthrottle", "alice", "--db", store_url]) == 0
+    assert _login(c, "bob").status_code == 429  # the address still waits
+    assert main(["users", "unthrottle", "--address", ATTACKER, "--db", store_url]) == 0
+    assert _login(c, "alice").status_code == 200
+    assert main(["users", "unthrottle", "--db", store_url]) == 1
