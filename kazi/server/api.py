@@ -146,6 +146,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         e = cast(ApiError, exc)
         return error_response(e.status, e.message, field=e.field, problems=e.problems, headers=e.headers)
 
+    async def throttled(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(429, str(exc), headers={"Retry-After": str(cast(Throttled, exc).retry_after_s)})
+
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(404, str(exc))
 
@@ -200,6 +203,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal error (the details are in the server's log)")
 
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Throttled, throttled)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(DocumentBatchError, batch_error)
@@ -287,10 +291,6 @@ def _unauthorized(request: Request, message: str, retry_after_s: int | None = No
     return ApiError(401, message, headers=headers or None)
 
 
-def _throttled(exc: Throttled) -> ApiError:
-    return ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
-
-
 def caller_address(request: Request, c: ApiContext) -> str | None:
     """The client's address failed password checks are counted under (:func:`kazi.server.auth.client_address`)."""
     peer = request.client.host if request.client is not None else None
@@ -315,8 +315,6 @@ def current_user(
             raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
         if cookie:
             return c.auth.session(cookie)
-    except Throttled as exc:
-        raise _throttled(exc) from exc
     except AuthError as exc:
         raise _unauthorized(request, str(exc), exc.retry_after_s) from exc
     raise _unauthorized(request, "authentication required: HTTP Basic, a bearer token or a session cookie "
@@ -353,8 +351,6 @@ def login(body: LoginRequest, request: Request, response: Response, c: Ctx) -> L
     right password included; a success clears the account's count."""
     try:
         token, user, expires = c.auth.open_session(body.username, body.password, caller_address(request, c))
-    except Throttled as exc:
-        raise _throttled(exc) from exc
     except AuthError as exc:
         headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
         raise ApiError(401, str(exc), headers=headers) from exc
@@ -606,14 +602,11 @@ def list_users(_admin: Admin, c: Ctx) -> list[UserOut]:
                   responses=errors(401, 403, 422))
 def create_user(body: UserCreate, _admin: Admin, c: Ctx) -> UserOut:
     """Roles are checked against the loaded program's; the place and contact must be stored contacts."""
-    try:
-        with c.auth.hashing():  # the password's Argon2 hash takes a slot of the bounded hashing pool
-            user = c.store.users.create(
-                body.username, password=body.password, roles=body.roles, facility_id=body.facility_id,
-                contact_id=body.contact_id, timezone=body.timezone, national=body.national,
-                known_roles=c.known_roles(), locale=body.locale)
-    except Throttled as exc:
-        raise _throttled(exc) from exc
+    with c.auth.hashing():  # the password's Argon2 hash takes a slot of the bounded hashing pool
+        user = c.store.users.create(
+            body.username, password=body.password, roles=body.roles, facility_id=body.facility_id,
+            contact_id=body.contact_id, timezone=body.timezone, national=body.national,
+            known_roles=c.known_roles(), locale=body.locale)
     return c.user_out(user)
 
 
@@ -633,14 +626,11 @@ def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserO
     changes: dict[str, Any] = {name: getattr(body, name) for name in given}
     if not changes:
         raise ApiError(422, "nothing to change: send at least one field")
-    try:
-        with c.auth.hashing() if "password" in changes else contextlib.nullcontext():
-            user = c.store.users.update(
-                username, known_roles=c.known_roles(),
-                **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
-                                                                  "timezone", "national", "disabled", "locale")})
-    except Throttled as exc:
-        raise _throttled(exc) from exc
+    with c.auth.hashing() if "password" in changes else contextlib.nullcontext():
+        user = c.store.users.update(
+            username, known_roles=c.known_roles(),
+            **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
+                                                              "timezone", "national", "disabled", "locale")})
     c.auth.forget(username)
     return c.user_out(user)
 
