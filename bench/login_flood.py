@@ -36,9 +36,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _kazi(*args: str) -> str:
+def _kazi(*args: str, cwd: str) -> str:
+    # run from a scratch folder: `python -m` puts the working directory before PYTHONPATH
     out = subprocess.run([sys.executable, "-m", "kazi.cli.main", *args], check=True, capture_output=True,
-                         text=True)
+                         text=True, cwd=cwd)
     return out.stdout.strip()
 
 
@@ -88,15 +89,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="kazi-flood-") as tmp:
         db = f"sqlite:///{Path(tmp) / 'kazi.sqlite3'}"
-        _kazi("users", "add", "victim", "--password", "the-real-password", "--roles", "chw", "--db", db)
+        _kazi("users", "add", "victim", "--password", "the-real-password", "--roles", "chw", "--db", db, cwd=tmp)
         tokens = []
         for i in range(args.others):
-            _kazi("users", "add", f"other{i}", "--password", "other-password", "--roles", "chw", "--db", db)
-            tokens.append(_kazi("users", "token", f"other{i}", "--db", db))
+            _kazi("users", "add", f"other{i}", "--password", "other-password", "--roles", "chw", "--db", db, cwd=tmp)
+            tokens.append(_kazi("users", "token", f"other{i}", "--db", db, cwd=tmp))
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "kazi.cli.main", "serve", "--port", str(port), "--db", db,
-                                   "--compute", "thread"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   "--compute", "thread"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  cwd=tmp)
         try:
             deadline = time.monotonic() + 60
             while True:
