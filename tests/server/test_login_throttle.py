@@ -258,3 +258,22 @@ def test_an_admin_can_end_a_wait_from_the_cli(env: Env, store_url: str) -> None:
     assert main(["users", "unthrottle", "--address", ATTACKER, "--db", store_url]) == 0
     assert _login(c, "alice").status_code == 200
     assert main(["users", "unthrottle", "--db", store_url]) == 1
+
+
+def test_a_burst_of_concurrent_guesses_gets_no_more_checks_than_a_sequence(env: Env) -> None:
+    """Attempts are counted before their password is checked, in one locked transaction per attempt, so
+    concurrent guesses cannot all pass before the first failure is written (nor deadlock each other)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kazi.server.auth import failure_key
+
+    settings = _settings(account_free_failures=2, address_free_failures=100)
+    account, address = failure_key("account", "alice"), failure_key("address", ATTACKER)
+    policies = {account: settings.backoff(2), address: settings.backoff(100)}
+    failures = env.store.users.login_failures
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: failures.reserve(policies, env.clock()), range(24)))
+    admitted = [o for o in outcomes if o.wait_ms == 0]
+    assert len(admitted) == 3  # two free, and the third that starts the wait
+    assert sorted(o.wait_after_ms for o in admitted) == [0, 0, 1000]
+    assert all(o.wait_ms == 1000 for o in outcomes if o.wait_ms)
