@@ -54,13 +54,22 @@ def add_server_arguments(p: argparse.ArgumentParser,
     p.add_argument("--workers", type=int, default=0, help="compute processes (default 0: in the server process)")
 
 
-def serve(app: Any, host: str, port: int) -> None:
-    """Run ``app`` with uvicorn until interrupted (Ctrl-C or SIGTERM shut it down cleanly)."""
+def serve(app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] | None = None) -> None:
+    """Run ``app`` with uvicorn until interrupted (Ctrl-C or SIGTERM shut it down cleanly).
+
+    ``trusted_proxies`` (default: ``KAZI_TRUSTED_PROXIES``) are the only peers whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` uvicorn believes. Its own default trusts 127.0.0.1, so any local process could pick
+    the client address failed logins are counted under; Kazi trusts no proxy unless told."""
     import uvicorn
 
+    if trusted_proxies is None:
+        from kazi.server.auth import AuthSettings
+
+        trusted_proxies = AuthSettings.from_env().trusted_proxies
     # keep-alive longer than uvicorn's 5 s: a phone re-reading its list a few seconds later reuses its
     # connection instead of paying a new TCP (and TLS, behind a proxy) handshake on a slow network
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", timeout_keep_alive=75)
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", timeout_keep_alive=75,
+                forwarded_allow_ips=list(trusted_proxies))
 
 
 class WorkerProcess:
@@ -103,18 +112,21 @@ def run(args: argparse.Namespace) -> int:
     from kazi.cli.tasks import parse_now
     from kazi.cli.worker import worker_command
     from kazi.server.api import create_app
+    from kazi.server.auth import AuthSettings
 
     now = parse_now(args.now) if args.now else None
     in_process = args.compute == "thread"
+    auth_settings = AuthSettings.from_env()
     app = create_app(args.db, now=now, workers=args.workers, program_dir=args.program,
-                     background_interval_s=DEFAULT_INTERVAL_S if in_process else None, others_to_worker=True)
+                     background_interval_s=DEFAULT_INTERVAL_S if in_process else None, others_to_worker=True,
+                     auth_settings=auth_settings)
     clock = f", clock frozen at {args.now}" if args.now else ""
     print(f"Kazi serving on http://{args.host}:{args.port} (API documentation: /docs{clock})", flush=True)
     worker = None if in_process else WorkerProcess(worker_command(args))
     if worker is not None:
         worker.start()
     try:
-        serve(app, args.host, args.port)
+        serve(app, args.host, args.port, auth_settings.trusted_proxies)
     finally:
         if worker is not None:
             worker.stop()

@@ -5,6 +5,7 @@ The contract (issue "Kazi server"): ``kazi users add NAME --password P --roles r
 SQLite file). ``--locale`` is the web app's language (issue 4); ``update --locale ''`` clears it, so the
 program's default applies.
 Without ``--password`` the password is asked for on the terminal, so it need not appear in the shell history.
+``kazi users unthrottle NAME [--address A]`` ends a wait that failed logins started (kazi.server.auth).
 Validation errors name the field (``kazi: roles: at least one role is needed``) and exit 1.
 """
 
@@ -25,7 +26,8 @@ def _roles(text: str) -> list[str]:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("users", help="manage user accounts (add, list, update, disable, enable, token)")
+    p = subparsers.add_parser("users", help="manage user accounts (add, list, update, disable, enable, token, "
+                                            "unthrottle)")
     sub = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
 
     def with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -48,7 +50,8 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--format", choices=("table", "json"), default="table")
     ls.set_defaults(func=_list)
 
-    upd = with_db(sub.add_parser("update", help="change a user's roles, place, contact, zone or password"))
+    upd = with_db(sub.add_parser("update", help="change a user's roles, place, contact, zone or password (a new "
+                                                "password revokes their tokens and sessions)"))
     upd.add_argument("name", metavar="NAME")
     upd.add_argument("--password", help="a new password")
     upd.add_argument("--ask-password", action="store_true", help="ask for a new password on the terminal")
@@ -60,8 +63,10 @@ def register(subparsers: Any) -> None:
     upd.add_argument("--locale", help="the web app's language ('' = the program's default)")
     upd.set_defaults(func=_update)
 
-    for action, func, text in (("disable", _disable, "refuse the user's password and tokens"),
-                               ("enable", _enable, "allow a disabled user again")):
+    for action, func, text in (("disable", _disable, "refuse the user's password and revoke their tokens and "
+                                                     "sessions"),
+                               ("enable", _enable, "allow a disabled user's password again (revoked tokens and "
+                                                   "sessions stay revoked)")):
         cmd = with_db(sub.add_parser(action, help=text))
         cmd.add_argument("name", metavar="NAME")
         cmd.set_defaults(func=func)
@@ -74,6 +79,12 @@ def register(subparsers: Any) -> None:
     rev = with_db(sub.add_parser("revoke-token", help="revoke a token by its id (the part after 'kazi_')"))
     rev.add_argument("token_id", metavar="TOKEN_ID")
     rev.set_defaults(func=_revoke)
+
+    unt = with_db(sub.add_parser("unthrottle", help="forget the failed logins of an account (or a client "
+                                                    "address), ending its wait"))
+    unt.add_argument("name", metavar="NAME", nargs="?", help="the username")
+    unt.add_argument("--address", help="a client address (an IPv6 address stands for its /64)")
+    unt.set_defaults(func=_unthrottle)
 
 
 def _ask_password() -> str:
@@ -160,4 +171,20 @@ def _revoke(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         store.users.revoke_token(args.token_id)
     print(f"revoked token {args.token_id}")
+    return 0
+
+
+def _unthrottle(args: argparse.Namespace) -> int:
+    from kazi.server.auth import failure_key
+
+    keys = []
+    if args.name:
+        keys.append(failure_key("account", args.name))
+    if args.address:
+        keys.append(failure_key("address", args.address))
+    if not keys:
+        raise UserError("give a username, --address, or both", field="name")
+    with open_store(args.db) as store:
+        store.users.login_failures.forget(keys)
+    print(f"forgot the failed logins of {' and '.join(filter(None, (args.name, args.address)))}")
     return 0

@@ -53,7 +53,7 @@ def worker_command(args: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from kazi.cli.tasks import parse_now
-    from kazi.server.auth import Authenticator
+    from kazi.server.auth import Authenticator, AuthSettings
     from kazi.server.background import BackgroundWorker
     from kazi.server.service import TaskService
     from kazi.store import open_store
@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with open_store(args.db) as store:
         service = TaskService(store, clock=(lambda: now) if now is not None else None, workers=args.workers)
-        auth = Authenticator(store)
+        auth = Authenticator(store, AuthSettings.from_env())  # its session age and failure decay
 
         def maintenance() -> None:
-            auth.purge_sessions()
+            auth.housekeeping()
             store.analyze()
 
         worker = BackgroundWorker(service, args.interval, maintenance=maintenance)

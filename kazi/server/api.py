@@ -3,7 +3,9 @@
 Rules every route follows, so clients can rely on them without reading each route:
 
 * **Authenticated** (:mod:`kazi.server.auth`): HTTP Basic, a bearer token or the web app's session cookie;
-  401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open.
+  401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open. Password checks
+  are throttled per account and per client address: 429 with ``Retry-After`` on any route a password
+  reaches (every authenticated route, through Basic, and the login).
 * **Confined to the caller's scope**: every store call passes the caller, so a document or task outside
   their place is a 404 with the same words as a missing one (never a 403, which would say it exists).
 * **JSON errors**: ``{"error": {"status", "message", "field"?, "problems"?}}`` for every failure, unknown
@@ -17,6 +19,8 @@ Handlers are plain ``def`` functions where they call the store or the engine: Fa
 thread pool, so a slow Argon2 check or a recompute never blocks the event loop.
 """
 
+import contextlib
+import dataclasses
 import errno
 import io
 import logging
@@ -50,7 +54,7 @@ from kazi.errors import (
     UserError,
 )
 from kazi.program.loader import Program, inspect_tasks
-from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
+from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError, AuthSettings, Throttled, client_address
 from kazi.server.background import BackgroundWorker
 from kazi.server.pages import PageCache
 from kazi.server.schemas import (
@@ -131,13 +135,18 @@ _ERROR_TEXT = {
     409: "No program is loaded yet",
     413: "Too large",
     422: "Validation failed: every problem is listed, located",
+    429: "Too many failed password checks for the account or from the client's address, or too many at "
+         "once: `Retry-After` says when to try again",
     500: "The program's task code failed",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The error answers a route documents in OpenAPI."""
-    return {code: {"model": ErrorResponse, "description": _ERROR_TEXT[code]} for code in codes}
+    """The error answers a route documents in OpenAPI. A route that authenticates (401) may also answer 429:
+    Basic credentials are a password check, throttled like a login."""
+    if 401 in codes and 429 not in codes:
+        codes = (*codes, 429)
+    return {code: {"model": ErrorResponse, "description": _ERROR_TEXT[code]} for code in sorted(codes)}
 
 
 def _problem_dicts(items: Iterable[object]) -> list[dict[str, Any]]:
@@ -157,6 +166,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: Exception) -> JSONResponse:
         e = cast(ApiError, exc)
         return error_response(e.status, e.message, field=e.field, problems=e.problems, headers=e.headers)
+
+    async def throttled(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(429, str(exc), headers={"Retry-After": str(cast(Throttled, exc).retry_after_s)})
 
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(404, str(exc))
@@ -222,6 +234,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal error (the details are in the server's log)")
 
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Throttled, throttled)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(DocumentBatchError, batch_error)
@@ -302,11 +315,19 @@ cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                              description="the session cookie POST /api/v1/login sets (the web app)")
 
 
-def _unauthorized(request: Request, message: str) -> ApiError:
+def _unauthorized(request: Request, message: str, retry_after_s: int | None = None) -> ApiError:
     # Browsers pop up a password dialog on `WWW-Authenticate: Basic`; the web app marks its requests with
     # X-Requested-With to get a plain 401 it can handle itself.
-    headers = None if request.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
-    return ApiError(401, message, headers=headers)
+    headers = {} if request.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)  # this failure made the account or the address wait
+    return ApiError(401, message, headers=headers or None)
+
+
+def caller_address(request: Request, c: ApiContext) -> str | None:
+    """The client's address failed password checks are counted under (:func:`kazi.server.auth.client_address`)."""
+    peer = request.client.host if request.client is not None else None
+    return client_address(peer, request.headers, c.auth.settings)
 
 
 def current_user(
@@ -321,14 +342,14 @@ def current_user(
         if header:
             scheme, _, value = header.strip().partition(" ")
             if scheme.lower() == "basic":
-                return c.auth.basic(value)
+                return c.auth.basic(value, caller_address(request, c))
             if scheme.lower() == "bearer":
                 return c.auth.token(value)
             raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
         if cookie:
             return c.auth.session(cookie)
     except AuthError as exc:
-        raise _unauthorized(request, str(exc)) from exc
+        raise _unauthorized(request, str(exc), exc.retry_after_s) from exc
     raise _unauthorized(request, "authentication required: HTTP Basic, a bearer token or a session cookie "
                                  "(POST /api/v1/login)")
 
@@ -356,11 +377,16 @@ session_routes = APIRouter(prefix=API, tags=["session"])
                      responses=errors(400, 401, 422))
 def login(body: LoginRequest, request: Request, response: Response, c: Ctx) -> LoggedIn:
     """Checks the username and password and sets an HttpOnly, SameSite=Lax cookie holding a server-side
-    session, valid until ``expires_at`` or logout."""
+    session, valid until ``expires_at``, logout, a password change or the account's disabling.
+
+    Failed logins are throttled per account and per client address: after a few failures the next check
+    waits (429 with `Retry-After`, longer after every further failure, at most 15 minutes by default), the
+    right password included; a success clears the account's count."""
     try:
-        token, user, expires = c.auth.open_session(body.username, body.password)
+        token, user, expires = c.auth.open_session(body.username, body.password, caller_address(request, c))
     except AuthError as exc:
-        raise ApiError(401, str(exc)) from exc
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        raise ApiError(401, str(exc), headers=headers) from exc
     response.set_cookie(SESSION_COOKIE, token, max_age=c.auth.max_age_s, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path="/")
     return LoggedIn(user=c.user_out(user), expires_at=expires)
@@ -718,9 +744,11 @@ def list_users(_admin: Admin, c: Ctx) -> list[UserOut]:
                   responses=errors(400, 401, 403, 422))
 def create_user(body: UserCreate, _admin: Admin, c: Ctx) -> UserOut:
     """Roles are checked against the loaded program's; the place and contact must be stored contacts."""
-    user = c.store.users.create(body.username, password=body.password, roles=body.roles,
-                                facility_id=body.facility_id, contact_id=body.contact_id, timezone=body.timezone,
-                                national=body.national, known_roles=c.known_roles(), locale=body.locale)
+    with c.auth.hashing():  # the password's Argon2 hash takes a slot of the bounded hashing pool
+        user = c.store.users.create(
+            body.username, password=body.password, roles=body.roles, facility_id=body.facility_id,
+            contact_id=body.contact_id, timezone=body.timezone, national=body.national,
+            known_roles=c.known_roles(), locale=body.locale)
     return c.user_out(user)
 
 
@@ -733,15 +761,18 @@ def get_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
 @user_routes.patch("/users/{username}", summary="Change an account (admin)", response_model=UserOut,
                    responses=errors(400, 401, 403, 404, 422))
 def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserOut:
-    """Only the fields sent change (`null` clears facility_id, contact_id, timezone or locale)."""
+    """Only the fields sent change (`null` clears facility_id, contact_id, timezone or locale). A new
+    `password` or `disabled: true` revokes every session and token of the account (enabling it again later
+    revives none of them)."""
     given = body.model_fields_set
     changes: dict[str, Any] = {name: getattr(body, name) for name in given}
     if not changes:
         raise ApiError(422, "nothing to change: send at least one field")
-    user = c.store.users.update(
-        username, known_roles=c.known_roles(),
-        **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
-                                                          "timezone", "national", "disabled", "locale")})
+    with c.auth.hashing() if "password" in changes else contextlib.nullcontext():
+        user = c.store.users.update(
+            username, known_roles=c.known_roles(),
+            **{name: changes.get(name, UNSET) for name in ("password", "roles", "facility_id", "contact_id",
+                                                              "timezone", "national", "disabled", "locale")})
     c.auth.forget(username)
     return c.user_out(user)
 
@@ -749,7 +780,8 @@ def update_user(username: str, body: UserUpdate, _admin: Admin, c: Ctx) -> UserO
 @user_routes.post("/users/{username}/disable", summary="Disable an account (admin)", response_model=UserOut,
                   responses=errors(401, 403, 404))
 def disable_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
-    """The password, tokens and sessions stop working at once; the account's data stays."""
+    """The password stops working at once and every token and session is revoked for good (enabling the
+    account again revives none of them); the account's data stays."""
     user = c.store.users.disable(username)
     c.auth.forget(username)
     return c.user_out(user)
@@ -766,6 +798,7 @@ def create_token(username: str, _admin: Admin, c: Ctx, label: Annotated[str, Que
 @user_routes.post("/users/{username}/enable", summary="Enable a disabled account (admin)",
                   response_model=UserOut, responses=errors(401, 403, 404))
 def enable_user(username: str, _admin: Admin, c: Ctx) -> UserOut:
+    """The password works again; the sessions and tokens revoked when it was disabled stay revoked."""
     return c.user_out(c.store.users.enable(username))
 
 
@@ -795,6 +828,7 @@ def create_app(
     store: Store | None = None, program_dir: Path | None = None,
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
     others_to_worker: bool | None = None, interaction_limits: InteractionLimits | None = None,
+    auth_settings: AuthSettings | None = None, auth_clock: Callable[[], int] | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -806,7 +840,10 @@ def create_app(
     ``others_to_worker`` (default: when ``background_interval_s`` is given) says that a worker, this app's or
     another process's, keeps everyone's tasks up to date, so a read computes only the caller's own writes
     (``TaskService.refresh_user``). ``interaction_limits`` caps what the interaction routes store (default:
-    :meth:`InteractionLimits.from_env`). The app closes only a store it opened.
+    :meth:`InteractionLimits.from_env`). ``auth_settings`` are the authentication limits (default: from the
+    ``KAZI_...`` environment, :meth:`AuthSettings.from_env`; ``basic_ttl_s`` overrides theirs); ``auth_clock``
+    (epoch ms) times sessions and failed logins (tests; never the frozen ``now``, which would make a wait
+    last forever). The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -827,14 +864,18 @@ def create_app(
         service.others_to_worker = True
     if program_dir is not None:
         service.load_program(Path(program_dir), if_changed=True)
-    auth = Authenticator(store) if basic_ttl_s is None else Authenticator(store, basic_ttl_s=basic_ttl_s)
+    settings = auth_settings if auth_settings is not None else AuthSettings.from_env()
+    if basic_ttl_s is not None:
+        settings = dataclasses.replace(settings, basic_ttl_s=basic_ttl_s)
+    auth = (Authenticator(store, settings) if auth_clock is None
+            else Authenticator(store, settings, clock=auth_clock))
     ctx = ApiContext(store=store, service=service, auth=auth,
                      interaction_limits=interaction_limits or InteractionLimits.from_env())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         def maintenance() -> None:
-            ctx.auth.purge_sessions()
+            ctx.auth.housekeeping()
             ctx.store.analyze()
 
         worker = (BackgroundWorker(ctx.service, background_interval_s, maintenance=maintenance)

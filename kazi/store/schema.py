@@ -24,6 +24,9 @@ Why these tables:
   0008; :mod:`kazi.store.task_stats`);
 * ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes; ``users.locale``, the
   language the web app shows, came with migration 0003);
+* ``login_failures`` counts recent failed password checks per account and per client address, so every API
+  process throttles the same guesses and a restart forgets none of them (migration 0010;
+  :mod:`kazi.server.auth`);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
   after a restart and an admin can see what ran when (migration 0002);
 * ``service_state`` and ``task_users`` are the task service's memory: the last change it processed, and per
@@ -211,6 +214,16 @@ user_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
     Index(None, "user_id"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # "account:" or "address:" and a SHA-256 of the username or address: fixed-size keys whatever a client sends
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),  # counted failures, each forgotten after a decay period
+    Column("last_failure_at", BigInteger, nullable=False),  # epoch ms
+    Column("blocked_until", BigInteger, nullable=False),  # epoch ms; no password is checked before it
 )
 
 programs = Table(

@@ -5,6 +5,16 @@ returned or logged in clear; a hash made with weaker parameters is upgraded on t
 Script tokens are 256-bit random secrets, so they are stored as SHA-256 hashes: a slow password hash adds
 nothing against guessing a secret of that size and would cost every API call tens of milliseconds.
 
+Tokens (script tokens and the web app's sessions) are derived from the password's authority: changing a
+user's password or disabling the account revokes every token they hold, in the same transaction, so enabling
+the account again revives none of them and a stolen session does not outlive the password it was opened
+with. A *stamp* (a digest of the stored hash) lets callers that remember a verified password tell, with
+one read, whether it is still the password (:meth:`UserStore.get_with_stamp`), and lets a login issue its
+session only if the password it checked is still the stored one (:meth:`UserStore.create_token`).
+
+Failed password checks are counted in ``login_failures`` (:class:`LoginFailures`): the server refuses further
+checks for an account or a client address for a while after repeated failures (:mod:`kazi.server.auth`).
+
 Online or offline is not stored: it follows from the user's roles and the *program's* role settings
 (reference section 8.3), which can change with a program upload, so it is computed when asked
 (:func:`is_offline`). CHT adds or removes an ``mm-online`` role when saving a user; Kazi does not, but an
@@ -27,7 +37,8 @@ from typing import Any, Final
 import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Row, and_, delete, or_, select
+from sqlalchemy import Engine, Row, and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +46,7 @@ from kazi.engine import permissions
 from kazi.errors import NotFoundError, UserError
 from kazi.program.translations import is_locale
 from kazi.store import db
-from kazi.store.schema import CONTACT, doc_ancestors, user_tokens, users
+from kazi.store.schema import CONTACT, doc_ancestors, login_failures, user_tokens, users
 from kazi.store.schema import docs as docs_t
 
 #: roles that see every document (with the admin roles ``_admin`` and ``admin``): CHT's national manager role
@@ -118,6 +129,18 @@ class TokenInfo:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A password check that succeeded: the account and the stamp of the password hash it matched."""
+
+    user: StoredUser
+    stamp: str
+
+
+class StaleCredentials(UserError):
+    """The password changed or the account was disabled between a password check and what it allowed."""
 
 
 def is_offline(user: StoredUser, settings: Mapping[str, Any] | None) -> bool:
@@ -218,6 +241,7 @@ class UserStore:
         self._writer = db.writer(engine)
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        self.login_failures = LoginFailures(engine)
 
     # -- reading
 
@@ -303,18 +327,24 @@ class UserStore:
         if not isinstance(contact_id, _Unset):
             values["contact_id"] = _check_optional_id(contact_id, "contact_id")
         with self._writer.begin() as conn:
-            row = conn.execute(select(users).where(users.c.username == username)).first()
+            row = conn.execute(select(users).where(users.c.username == username).with_for_update()).first()
             if row is None:
                 raise NotFoundError("user", username)
             if "facility_id" in values or "contact_id" in values:
                 self._check_places(conn, values.get("facility_id", row.facility_id),
                                    values.get("contact_id", row.contact_id))
-            values["updated_at"] = now_ms()
+            ts = values["updated_at"] = now_ms()
             conn.execute(users.update().where(users.c.id == row.id).values(**values))
+            if "password_hash" in values or values.get("disabled") is True:
+                # the tokens were issued on the old password's authority, or to an account now refused: a
+                # later enable or the new password must not bring them back
+                conn.execute(update(user_tokens).where(user_tokens.c.user_id == row.id,
+                                                       user_tokens.c.revoked_at.is_(None)).values(revoked_at=ts))
         return self.get(username)
 
     def disable(self, username: str) -> StoredUser:
-        """Refuse the account's password and tokens from now on; its data and task documents stay."""
+        """Refuse the account's password from now on and revoke its tokens and sessions for good (enabling the
+        account again revives none of them); its data and task documents stay."""
         return self.update(username, disabled=True)
 
     def enable(self, username: str) -> StoredUser:
@@ -323,7 +353,12 @@ class UserStore:
     # -- authentication
 
     def authenticate(self, username: str, password: str) -> StoredUser | None:
-        """The account if ``password`` is its password and it is enabled, else ``None``.
+        """The account if ``password`` is its password and it is enabled, else ``None``."""
+        verified = self.verify(username, password)
+        return verified.user if verified is not None else None
+
+    def verify(self, username: str, password: str) -> Verified | None:
+        """:meth:`authenticate` with the stamp of the hash the password matched (after any upgrade).
 
         An unknown username costs the same hash verification as a known one, so response times do not tell
         which usernames exist.
@@ -335,32 +370,60 @@ class UserStore:
             return None
         if not self._verify(row.password_hash, password) or row.disabled:
             return None
-        if self._hasher.check_needs_rehash(row.password_hash):
+        password_hash = row.password_hash
+        if self._hasher.check_needs_rehash(password_hash):
+            upgraded = self._hasher.hash(password)
             with self._writer.begin() as conn:
-                conn.execute(users.update().where(users.c.id == row.id)
-                             .values(password_hash=self._hasher.hash(password)))
-        return _user(row)
+                done = conn.execute(users.update().where(users.c.id == row.id,
+                                                         users.c.password_hash == password_hash)
+                                    .values(password_hash=upgraded)).rowcount
+            if done:
+                password_hash = upgraded
+        return Verified(_user(row), _stamp(password_hash))
 
-    def create_token(self, username: str, label: str = "") -> tuple[str, TokenInfo]:
-        """A new token for scripts: ``(secret token, its info)``. The token is shown only here."""
-        user = self.get(username)
+    def get_with_stamp(self, username: str) -> tuple[StoredUser, str] | None:
+        """The account and the stamp of its current password hash, or ``None`` without such an account."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+        return (_user(row), _stamp(row.password_hash)) if row is not None else None
+
+    def create_token(self, username: str, label: str = "", *, stamp: str | None = None) -> tuple[str, TokenInfo]:
+        """A new token for scripts: ``(secret token, its info)``. The token is shown only here.
+
+        With ``stamp`` (from :meth:`verify`) the token is issued only if the account is enabled and its password
+        is still the one checked, in one transaction with the account's row locked, so a password change or a
+        disable that commits meanwhile cannot miss it (:class:`StaleCredentials` otherwise)."""
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         ts = now_ms()
         with self._writer.begin() as conn:
-            conn.execute(user_tokens.insert().values(id=token_id, user_id=user.id, secret_hash=_sha256(secret),
+            row = conn.execute(select(users.c.id, users.c.password_hash, users.c.disabled)
+                               .where(users.c.username == username).with_for_update()).first()
+            if row is None:
+                raise NotFoundError("user", username)
+            if stamp is not None and (row.disabled or not hmac.compare_digest(_stamp(row.password_hash), stamp)):
+                raise StaleCredentials("the password changed or the account was disabled meanwhile: log in again",
+                                       field="password")
+            conn.execute(user_tokens.insert().values(id=token_id, user_id=row.id, secret_hash=_sha256(secret),
                                                      label=label, created_at=ts, revoked_at=None))
         return f"{TOKEN_PREFIX}_{token_id}_{secret}", TokenInfo(token_id, username, label, ts, None)
 
     def authenticate_token(self, token: str) -> StoredUser | None:
         """The enabled account a live token belongs to, else ``None``."""
+        found = self.resolve_token(token)
+        return found[0] if found is not None else None
+
+    def resolve_token(self, token: str) -> tuple[StoredUser, TokenInfo] | None:
+        """The enabled account a live (not revoked) token belongs to and the token's facts, from one query;
+        ``None`` for anything else. Whether the token is still young enough is the caller's rule."""
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
             return None
         _, token_id, secret = parts
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(users, user_tokens.c.secret_hash, user_tokens.c.revoked_at)
+                select(users, user_tokens.c.secret_hash, user_tokens.c.revoked_at,
+                       user_tokens.c.label.label("token_label"), user_tokens.c.created_at.label("token_created_at"))
                 .join(user_tokens, user_tokens.c.user_id == users.c.id)
                 .where(user_tokens.c.id == token_id)
             ).first()
@@ -368,7 +431,7 @@ class UserStore:
             return None
         if row.revoked_at is not None or row.disabled:
             return None
-        return _user(row)
+        return _user(row), TokenInfo(token_id, row.username, row.token_label, row.token_created_at, None)
 
     def list_tokens(self, username: str) -> list[TokenInfo]:
         user = self.get(username)
@@ -431,12 +494,137 @@ class UserStore:
                                 field="contact_id")
 
 
+# --------------------------------------------------------------------------------------------------------
+# failed password checks
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How failed password checks slow down further ones, for one kind of key (an account, an address).
+
+    ``free`` failures cost nothing; each one after them makes the key wait before its next check, twice as long
+    as the one before, starting at ``first_delay_ms`` and never longer than ``max_delay_ms``. A failure is
+    forgotten ``decay_ms`` after the last one (one per period), so a key that stops failing is free again."""
+
+    free: int
+    first_delay_ms: int
+    max_delay_ms: int
+    decay_ms: int
+
+    def wait_ms(self, failures: int) -> int:
+        """The wait after the ``failures``-th counted failure."""
+        if failures <= self.free:
+            return 0
+        return min(self.max_delay_ms, self.first_delay_ms << min(failures - self.free - 1, 48))
+
+    def remaining(self, failures: int, last_failure_at: int, now: int) -> int:
+        """Failures still counted at ``now``, the decayed ones forgotten."""
+        if self.decay_ms <= 0:
+            return 0
+        return max(0, failures - max(0, now - last_failure_at) // self.decay_ms)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The outcome of :meth:`LoginFailures.reserve`: ``wait_ms`` > 0 means refused (try again after it);
+    otherwise the check may run and ``wait_after_ms`` is how long the keys wait if it fails."""
+
+    wait_ms: int
+    wait_after_ms: int = 0
+
+
+class LoginFailures:
+    """Failed password checks per key, in the store (``login_failures``), shared by every API process.
+
+    An attempt is counted *before* its password is checked (:meth:`reserve`) and a success takes it back
+    (:meth:`succeeded`): counted afterwards, a burst of concurrent guesses would all be checked before the
+    first failure was written. Keys are opaque strings (the server's: ``account:<digest>``,
+    ``address:<digest>``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = db.writer(engine)
+
+    def peek(self, keys: Sequence[str], now: int) -> tuple[int, set[str]]:
+        """``(ms until every key may be checked again, 0 for now; the keys that have failures counted)``:
+        one read, no lock, for the path that checks no password hash."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(login_failures.c.key, login_failures.c.blocked_until)
+                                .where(login_failures.c.key.in_(list(keys)))).all()
+        return max([0, *(r.blocked_until - now for r in rows)]), {r.key for r in rows}
+
+    def reserve(self, policies: Mapping[str, Backoff], now: int) -> Reservation:
+        """Count an attempt for every key, unless one of them is still waiting (then nothing changes)."""
+        keys = list(policies)
+        with self._writer.begin() as conn:
+            conn.execute(_insert_ignore(conn.dialect.name),
+                         [{"key": k, "failures": 0, "last_failure_at": now, "blocked_until": 0} for k in keys])
+            rows = {r.key: r for r in conn.execute(select(login_failures).where(login_failures.c.key.in_(keys))
+                                                   .order_by(login_failures.c.key).with_for_update()).all()}
+            wait = max(rows[k].blocked_until - now for k in keys)
+            if wait > 0:
+                return Reservation(wait_ms=wait)
+            after = 0
+            for key, policy in policies.items():
+                row = rows[key]
+                failures = policy.remaining(row.failures, row.last_failure_at, now) + 1
+                blocked = now + policy.wait_ms(failures)
+                after = max(after, blocked - now)
+                conn.execute(update(login_failures).where(login_failures.c.key == key)
+                             .values(failures=failures, last_failure_at=now, blocked_until=blocked))
+        return Reservation(wait_ms=0, wait_after_ms=after)
+
+    def succeeded(self, forget: Sequence[str], undo: Mapping[str, Backoff]) -> None:
+        """A reserved attempt succeeded: the ``forget`` keys (the account) start afresh; the ``undo`` keys (the
+        address, whose other accounts may still be guessed at) lose this attempt only."""
+        with self._writer.begin() as conn:
+            if forget:
+                conn.execute(delete(login_failures).where(login_failures.c.key.in_(list(forget))))
+            for key, policy in undo.items():
+                row = conn.execute(select(login_failures).where(login_failures.c.key == key)
+                                   .with_for_update()).first()
+                if row is None:
+                    continue
+                failures = max(0, row.failures - 1)
+                if failures == 0:
+                    conn.execute(delete(login_failures).where(login_failures.c.key == key))
+                else:
+                    conn.execute(update(login_failures).where(login_failures.c.key == key).values(
+                        failures=failures, blocked_until=row.last_failure_at + policy.wait_ms(failures)))
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Drop the keys' counts (a success on the path that reserved nothing)."""
+        with self._writer.begin() as conn:
+            conn.execute(delete(login_failures).where(login_failures.c.key.in_(list(keys))))
+
+    def purge(self, now: int, decay_ms: int) -> int:
+        """Delete the rows whose failures have all decayed and whose wait is over; returns how many."""
+        query = delete(login_failures).where(
+            login_failures.c.blocked_until <= now,
+            login_failures.c.last_failure_at + login_failures.c.failures * decay_ms <= now)
+        with self._writer.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return len(conn.execute(select(login_failures.c.key)).all())
+
+
+def _insert_ignore(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    stmt = postgresql.insert(login_failures) if dialect == "postgresql" else sqlite.insert(login_failures)
+    return stmt.on_conflict_do_nothing(index_elements=["key"])
+
+
 def _roles_json(roles: tuple[str, ...]) -> str:
     return orjson.dumps(list(roles)).decode()
 
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 def _user(row: Row[Any]) -> StoredUser:

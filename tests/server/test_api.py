@@ -225,13 +225,13 @@ def test_missing_or_wrong_credentials_are_401_json(env: Env) -> None:
 
 def test_basic_credentials_are_verified_once_then_cached(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    original = env.store.users.authenticate
+    original = env.store.users.verify
 
     def counting(username: str, password: str) -> Any:
         calls.append(username)
         return original(username, password)
 
-    monkeypatch.setattr(env.store.users, "authenticate", counting)
+    monkeypatch.setattr(env.store.users, "verify", counting)
     for _ in range(3):
         assert env.get("/api/v1/me", "alice").status_code == 200
     assert calls == ["alice"]
@@ -280,7 +280,8 @@ def test_session_cookie_login_and_logout(env: Env) -> None:
 def test_expired_sessions_are_refused(env: Env) -> None:
     c = env.client
     assert c.post("/api/v1/login", json={"username": "alice", "password": pw("alice")}).status_code == 200
-    env.client.app.state.kazi.auth.max_age_s = -1  # type: ignore[attr-defined]
+    auth = env.client.app.state.kazi.auth  # type: ignore[attr-defined]
+    auth.clock = lambda: int(time.time() * 1000) + auth.max_age_s * 1000 + 1000  # the session's last day is over
     assert "expired" in _error(c.get("/api/v1/me"), 401)["message"]
     c.cookies.clear()
 

@@ -110,7 +110,8 @@ def test_disabled_users_cannot_log_in_or_use_tokens(loaded: Store) -> None:
     assert [u.username for u in loaded.users.list_all()] == ["ann"]
     loaded.users.enable("ann")
     assert loaded.users.authenticate("ann", "password1") is not None
-    assert loaded.users.authenticate_token(token) is not None
+    assert loaded.users.authenticate_token(token) is None  # revoked by the disable: enabling revives no token
+    assert not loaded.users.list_tokens("ann")[0].active
 
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(loaded: Store) -> None:
