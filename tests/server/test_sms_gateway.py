@@ -305,3 +305,12 @@ def test_malformed_requests_are_refused_whole(demo: SmsDemo) -> None:
     resp = demo.client.post("/api/sms", json={"messages": [], "updates": [{"id": "x", "status": "LOST"}]},
                             auth=auth)
     assert resp.status_code == 422 and resp.json()["error"]["field"] == "updates[0].status"
+
+
+def test_an_update_status_that_is_no_string_is_a_422(demo: SmsDemo) -> None:
+    """Found by the API fuzzer (tests/fuzz): `{"status": {}}` in a medic-gateway update was a 500."""
+    for path in ("/api/sms", "/api/v1/sms/gateway"):
+        resp = demo.client.post(path, json={"messages": [], "updates": [{"id": None, "status": {}}]},
+                                auth=demo.auth("gateway"))
+        assert resp.status_code == 422, resp.text
+        assert [p["field"] for p in resp.json()["error"]["problems"]] == ["updates[0].id", "updates[0].status"]
