@@ -538,7 +538,7 @@ def _st(w: World, username: str) -> tuple[list[Failure], str]:
     schema = _fuzz_schema(w, username)
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "st_hooks", "NO_COLOR": "1",
            "KAZI_FUZZ_PROTECTED": ",".join(w.tokens), "KAZI_FUZZ_STAND_IN": "fuzz-other-chw",
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(cfg), "run", str(schema),
            "--url", w.base, "--report", "ndjson", "--report-ndjson-path", str(report)]
     try:
