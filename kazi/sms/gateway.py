@@ -145,7 +145,7 @@ def read_medic_gateway(body: Any) -> tuple[list[Incoming], list[StateUpdate], li
             continue
         up_id = _text(item, "id", path, problems)
         status = item.get("status")
-        if status not in GATEWAY_STATES:
+        if not isinstance(status, str) or status not in GATEWAY_STATES:
             problems.append(WireProblem(f"{path}.status", f"{status!r} is not one of {', '.join(GATEWAY_STATES)}"))
             continue
         reason = item.get("reason")

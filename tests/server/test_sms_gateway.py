@@ -372,3 +372,12 @@ def test_a_chw_cannot_take_another_users_phone_number(demo: SmsDemo) -> None:
     assert result["status"] == "error"  # a supervisor's message, answered as hers (not a form code)
     kept = stored.find_message(demo.store, "s-1", sup_contact["phone"])
     assert kept is not None and kept.contact_id == sup_contact["_id"]
+
+
+def test_an_update_status_that_is_no_string_is_a_422(demo: SmsDemo) -> None:
+    """Found by the API fuzzer (tests/fuzz): `{"status": {}}` in a medic-gateway update was a 500."""
+    for path in ("/api/sms", "/api/v1/sms/gateway"):
+        resp = demo.client.post(path, json={"messages": [], "updates": [{"id": None, "status": {}}]},
+                                auth=demo.auth("gateway"))
+        assert resp.status_code == 422, resp.text
+        assert [p["field"] for p in resp.json()["error"]["problems"]] == ["updates[0].id", "updates[0].status"]

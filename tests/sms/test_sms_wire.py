@@ -46,3 +46,12 @@ def test_problems_are_located() -> None:
     assert gw.read_plain({"msgs": []})[1][0].field == "body"
     too_many = {"messages": [{"id": str(i), "from": "1", "text": "x"} for i in range(gw.MAX_MESSAGES + 1)]}
     assert gw.read_plain(too_many)[1][0].field == "messages"
+
+
+def test_a_status_of_any_json_type_is_a_located_problem() -> None:
+    """An object or array is unhashable: looked up among the states as it is, it raised a TypeError (a 500)."""
+    _, updates, problems = gw.read_medic_gateway({"updates": [{"id": None, "status": {}}, {"id": "r", "status": []},
+                                                              {"id": "s", "status": 3}]})
+    assert updates == []
+    assert [p.field for p in problems] == ["updates[0].id", "updates[0].status", "updates[1].status",
+                                           "updates[2].status"]
