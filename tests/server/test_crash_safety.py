@@ -2,8 +2,8 @@
 process are killed with SIGKILL and restarted, and afterwards the store holds exactly what was acknowledged.
 
 A real `kazi serve` (which starts `kazi worker` as its own process) runs on a fresh store holding the demo
-program, a small demo population and the demo accounts. Three client threads write all along, as a phone and a gateway
-do:
+program, a small demo population and the demo accounts. Three client threads write all along, as a phone and a
+gateway do:
 
 * the CHW posts batches of documents (``POST /api/v1/docs``: a new person with her pregnancy registration, a
   danger sign about a patient of her area) and now and then reads her Tasks list (the API computes it:
@@ -16,7 +16,9 @@ do:
 Meanwhile the test kills the worker (``kazi serve`` starts it again), the server (the test starts it again:
 its worker ends by itself), or both at once. A client whose answer is lost (connection reset, refused, timed
 out) sends the same request again, same ``_id`` and same gateway id, as a real client does, until it gets an
-answer. Then, once the worker has caught up with every change:
+answer; a share of the acknowledged writes is sent again on purpose, and must be answered as the first was.
+Just before each server kill the CHW registers a pregnancy due for a visit today, and her first read after the
+restart must list its task (read-your-writes across a crash). Then, once the worker has caught up:
 
 * every acknowledged write is stored exactly once: a document under its ``_id`` with the content sent and
   revision 1 (a retry stored nothing again); an SMS message once under its gateway id, with the outcome the
@@ -99,6 +101,10 @@ START_TIMEOUT_S = 40.0
 CATCH_UP_TIMEOUT_S = 60.0
 #: task-document members that legitimately differ from a computation from scratch (module docstring)
 VOLATILE = ("_rev", "stateHistory")
+#: a second account of the demo CHW (her contact, her place): its writes and reads before and after each server
+#: kill check read-your-writes, with no other client's request of that account in the way (a read waits at
+#: most REFRESH_WAIT_S for a computation of the same user in progress, then answers what is stored)
+PROBE = DemoUser("chw-probe", "probe-password-1", ["chw"], False)
 NAMES = ["Mary", "Grace", "Chisomo", "Esther", "Agnes", "Tiwonge", "Thoko", "Alinafe", "Mphatso", "Tamara"]
 SURNAMES = ["Banda", "Phiri", "Mwale", "Zulu", "Kamanga", "Moyo", "Nkhoma", "Chirwa"]
 
@@ -315,7 +321,7 @@ def _stub(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _world(store: Store, users: list[DemoUser]) -> World:
-    by_role = {u.roles[0]: u for u in users}
+    by_role = {u.roles[0]: u for u in users if u is not PROBE} | {"probe": PROBE}
     chw = store.users.get(by_role["chw"].username)
     supervisor = store.users.get(by_role["site_supervisor"].username)
     assert chw.facility_id and chw.contact_id and supervisor.facility_id
@@ -636,23 +642,62 @@ class Kills:
     log: list[str] = field(default_factory=list)
 
 
-def _kill_schedule(server: Server, kills: Kills, start: float, rng: random.Random) -> None:
+def _kill_schedule(server: Server, kills: Kills, start: float, rng: random.Random, world: World,
+                   ledger: Ledger) -> None:
     """Kill as ``KILLS`` says, each after ``GAP_S`` (with a little jitter) of traffic, and bring back what the
-    test starts itself (the server); a killed worker must be started again by `kazi serve`."""
-    for what in KILLS:
-        time.sleep(GAP_S + rng.uniform(-0.5, 0.5))
-        workers = set(server.worker_pids())
-        if what in ("worker", "both"):
-            victim = server.wait_worker(set())
-            os.kill(victim, signal.SIGKILL)
-            kills.worker += 1
-        if what in ("server", "both"):
-            server.kill()
-            kills.server += 1
-            server.start()
-        kills.log.append(f"{what} at {time.monotonic() - start:.1f} s")
-        server.wait_worker(workers)  # the worker again: restarted by serve, or the new server's
+    test starts itself (the server); a killed worker must be started again by `kazi serve`. Before each server
+    kill the CHW registers one more pregnancy (through her second account, ``PROBE``), due for its first ANC visit
+    today, and her first read after the restart must list its task (read-your-writes holds across a crash)."""
+    with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT_S, trust_env=False) as http:
+        for n, what in enumerate(KILLS):
+            time.sleep(GAP_S + rng.uniform(-0.5, 0.5))
+            workers = set(server.worker_pids())
+            probe = _probe_write(http, world, ledger, n) if what in ("server", "both") else None
+            if what in ("worker", "both"):
+                victim = server.wait_worker(set())
+                os.kill(victim, signal.SIGKILL)
+                kills.worker += 1
+            if what in ("server", "both"):
+                server.kill()
+                kills.server += 1
+                server.start()
+            if probe is not None:
+                _probe_read(http, world, ledger, probe, what)
+            kills.log.append(f"{what} at {time.monotonic() - start:.1f} s")
+            server.wait_worker(workers)  # the worker again: restarted by serve, or the new server's
     time.sleep(GAP_S)
+
+
+def _probe_write(http: httpx.Client, world: World, ledger: Ledger, n: int) -> str:
+    """A pregnancy registered by the CHW (person and report, one batch) whose first ANC visit is due today:
+    its task is Ready at once. Recorded as the clients' writes are. Returns the person's ``_id``."""
+    house = world.households[n % len(world.households)]
+    person_id, code = f"crash-probe-person-{n}", f"8{n:07d}"
+    lmp = datetime.fromtimestamp((NOW - 12 * 7 * 86_400_000) / 1000, UTC).date().isoformat()
+    batch = [{"_id": person_id, "type": "person", "name": "Probe Banda", "sex": "female",
+              "date_of_birth": "1998-03-02", "patient_id": code, "parent": _stub(house), "reported_date": NOW - 2000},
+             {"_id": f"crash-probe-pregnancy-{n}", "type": "data_record", "form": "pregnancy", "content_type": "xml",
+              "reported_date": NOW - 1000, "contact": world.chw_lineage,
+              "fields": {"patient_id": code, "patient_uuid": person_id, "patient_name": "Probe Banda", "lmp_date": lmp,
+                         "gravida": 1, "risk_factors": "none"}}]
+    with ledger.lock:
+        ledger.docs_sent.update((d["_id"], d) for d in batch)
+        ledger.batches.append([d["_id"] for d in batch])
+    resp = ledger.deliver(http, "POST", "/api/v1/docs", world.auth("probe"), batch)
+    assert resp is not None and resp.status_code == 200, resp.text if resp is not None else "no answer"
+    with ledger.lock:
+        ledger.docs_acked.update((r["id"], r["rev"]) for r in resp.json()["results"])
+    return person_id
+
+
+def _probe_read(http: httpx.Client, world: World, ledger: Ledger, person_id: str, what: str) -> None:
+    resp = ledger.deliver(http, "GET", "/api/v1/tasks?limit=1000", world.auth("probe"), None)
+    if resp is None or resp.status_code != 200:
+        ledger.fail("GET /api/v1/tasks after a restart", resp)
+    elif not any(t.get("owner") == person_id for t in resp.json()["items"]):
+        with ledger.lock:
+            ledger.unexpected.append(f"read-your-writes after a {what} kill: the CHW's first read lists no task "
+                                     f"for {person_id}, registered (and acknowledged) before the kill")
 
 
 def _caught_up(store: Store, server: Server) -> None:
@@ -701,9 +746,14 @@ def test_acknowledged_writes_survive_killed_processes_once(store: Store, server:
     service = TaskService(store, clock=lambda: NOW)
     try:
         users = load_demo(store, service, generate(HOUSEHOLDS, 1, DAY), history=False)
+        chw = store.users.get(users[0].username)
+        assert users[0].roles == ["chw"]
+        store.users.create(PROBE.username, password=PROBE.password, roles=PROBE.roles, facility_id=chw.facility_id,
+                           contact_id=chw.contact_id, timezone=chw.timezone)
+        service.process_changes()
     finally:
         service.close()
-    world = _world(store, users)
+    world = _world(store, [*users, PROBE])
     before = _all_docs(store)
     ledger, kills, stop = Ledger(), Kills(), threading.Event()
     server.start()
@@ -712,7 +762,7 @@ def test_acknowledged_writes_survive_killed_processes_once(store: Store, server:
         threads, crashed = _run_clients(server.base, world, ledger, stop)
         start = time.monotonic()
         try:
-            _kill_schedule(server, kills, start, random.Random(5))
+            _kill_schedule(server, kills, start, random.Random(5), world, ledger)
             until = time.monotonic() + MIN_EXTRA_S
             while time.monotonic() < until and min(ledger.acked()) < MIN_ACKED:
                 time.sleep(0.2)
