@@ -648,14 +648,15 @@ def _kill_schedule(server: Server, kills: Kills, start: float, rng: random.Rando
     test starts itself (the server); a killed worker must be started again by `kazi serve`. Before each server
     kill the CHW registers one more pregnancy (through her second account, ``PROBE``), due for its first ANC visit
     today, and her first read after the restart must list its task (read-your-writes holds across a crash)."""
+    dead: set[int] = set()  # workers killed, and those of killed servers
     with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT_S, trust_env=False) as http:
         for n, what in enumerate(KILLS):
             time.sleep(GAP_S + rng.uniform(-0.5, 0.5))
-            workers = set(server.worker_pids())
+            worker = server.wait_worker(dead)  # the last kill's worker was started again (by serve, or the server)
+            dead.add(worker)
             probe = _probe_write(http, world, ledger, n) if what in ("server", "both") else None
             if what in ("worker", "both"):
-                victim = server.wait_worker(set())
-                os.kill(victim, signal.SIGKILL)
+                os.kill(worker, signal.SIGKILL)
                 kills.worker += 1
             if what in ("server", "both"):
                 server.kill()
@@ -664,8 +665,8 @@ def _kill_schedule(server: Server, kills: Kills, start: float, rng: random.Rando
             if probe is not None:
                 _probe_read(http, world, ledger, probe, what)
             kills.log.append(f"{what} at {time.monotonic() - start:.1f} s")
-            server.wait_worker(workers)  # the worker again: restarted by serve, or the new server's
     time.sleep(GAP_S)
+    server.wait_worker(dead)
 
 
 def _probe_write(http: httpx.Client, world: World, ledger: Ledger, n: int) -> str:
