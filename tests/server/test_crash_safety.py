@@ -228,6 +228,7 @@ class Ledger:
     reads: int = 0
     echoes: int = 0  # acknowledged writes sent once more (ECHO)
     unexpected: list[str] = field(default_factory=list)
+    throttled: list[str] = field(default_factory=list)  # 429 answers to the clients' (right) passwords
     _thread: threading.local = field(default_factory=threading.local)  # the calling thread's last delivery
 
     def deliver(self, http: httpx.Client, method: str, path: str, auth: tuple[str, str],
@@ -253,6 +254,13 @@ class Ledger:
                 with self.lock:
                     self.lost += 1
                 time.sleep(0.05)
+                continue
+            if resp.status_code == 429:
+                # a real client waits as told and sends again; the right password must never be throttled,
+                # which the test checks last, after the durability checks this wait lets run
+                with self.lock:
+                    self.throttled.append(f"{method} {path}: {resp.text[:200]}")
+                time.sleep(min(5.0, float(resp.headers.get("Retry-After") or 1)))
                 continue
             if resp.status_code >= 500:
                 with self.lock:
@@ -782,7 +790,7 @@ def test_acknowledged_writes_survive_killed_processes_once(store: Store, server:
           f"took {server.start_s} s\n"
           f"  {ledger.requests} requests: {ledger.refused} refused (server down), {ledger.lost} answers lost, "
           f"{ledger.resent} answered after a retry ({ledger.found_stored} found stored), {ledger.reads} task "
-          f"reads, {ledger.echoes} acknowledged writes sent again\n"
+          f"reads, {ledger.echoes} acknowledged writes sent again, {len(ledger.throttled)} throttled (429)\n"
           f"  acknowledged of sent: documents {len(ledger.docs_acked)} of {len(ledger.docs_sent)}, reports "
           f"{len(ledger.reports_acked)} of {len(ledger.reports_sent)}, SMS {len(ledger.sms_acked)} of "
           f"{len(ledger.sms_sent)}")
@@ -800,3 +808,5 @@ def test_acknowledged_writes_survive_killed_processes_once(store: Store, server:
     finally:
         checker.close()
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(p[:400] for p in problems[:30])
+    assert not ledger.throttled, (f"{len(ledger.throttled)} requests with the right password were throttled "
+                                  "(429) after the kills:\n" + "\n".join(ledger.throttled[:10]))
