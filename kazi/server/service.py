@@ -209,6 +209,9 @@ class TaskService:
         self.full_recompute_days = FULL_RECOMPUTE_DAYS
         # advance_time's memo: (program version, clock ms before which no user's local day can change)
         self._day_checked: tuple[int, int] = (-1, 0)
+        # the last change committed when this service started: a write acknowledged before it may have been the
+        # caller's own, answered by a process that died before any round processed it (see _own_write_pending)
+        self._started_seq = store.last_seq()
 
     # ----------------------------------------------------------------------------------------------------
     # programs
@@ -384,8 +387,12 @@ class TaskService:
 
     def _own_write_pending(self, user: StoredUser, fresh: tr.Freshness) -> bool:
         """Whether a write of ``user``'s is among the changes no round processed and this process has not
-        brought them up to date with."""
-        return self._wrote.get(user.id, 0) > max(fresh.processed_seq, self._refreshed.get(user.id, 0))
+        brought them up to date with. The changes committed before this service started count as everyone's
+        own: the process that acknowledged them may have been killed before the worker (killed with it, or
+        not yet at them) processed them, and read-your-writes must hold across that crash too. Only until a
+        round or this process's own computation of the user has passed them: one computation per user."""
+        wrote = max(self._wrote.get(user.id, 0), self._started_seq)
+        return wrote > max(fresh.processed_seq, self._refreshed.get(user.id, 0))
 
     def refresh_user(self, user: StoredUser) -> int | None:
         """Read-your-writes for one user: pending changes that affect them, then the temporal update at
