@@ -88,6 +88,14 @@ class ConfigCodeError(KaziError):
         return f"{', '.join(where)}: {self.kind}: {self.message}"
 
 
+class ComputationInterrupted(KaziError):
+    """A computation was stopped from outside before it finished: the process is stopping, a newer program
+    version replaced the one it ran, or its deadline passed (an API read that leaves the rest to the worker).
+
+    Nothing of an interrupted computation is stored: it is not the program's error, and the next round (or
+    the worker) computes the user again."""
+
+
 def _rebuild_config_code_error(fields: dict[str, Any]) -> ConfigCodeError:
     return ConfigCodeError(**fields)
 
