@@ -28,6 +28,8 @@ class Problem:
     hint: str = ""
     conflicts_with: str | None = None
     form: str | None = None  # a form's id: problems of forms/<id>.json, and task actions naming a form
+    contact_id: str | None = None  # the stored contact program code failed for (a new version's pre-flight)
+    report_id: str | None = None
 
     def location(self) -> str:
         """`file: definition 2 ("anc.visit"), field events[1].id` style location (`form "x"` for forms)."""
@@ -39,6 +41,10 @@ class Problem:
             parts.append(f"definition {self.definition_index}{name}")
         if self.field:
             parts.append(f"field {self.field}")
+        if self.contact_id:
+            parts.append(f"contact {self.contact_id}")
+        if self.report_id:
+            parts.append(f"report {self.report_id}")
         return ", ".join(parts)
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ from starlette.requests import HTTPConnection
 from kazi import web
 from kazi.engine.permissions import has_permissions
 from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFoundError, ProgramError, UserError
+from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
 from kazi.server.background import BackgroundWorker
@@ -552,11 +553,16 @@ async def upload_program(request: Request, _admin: Admin, c: Ctx) -> ProgramOut:
     return await run_in_threadpool(load)
 
 
-@program_routes.get("/program/errors", summary="Recent errors of the program's task code (admin)",
-                    responses={200: {"description": "the newest errors, oldest first"}, **errors(401, 403)})
-def program_errors(_admin: Admin, c: Ctx) -> list[dict[str, Any]]:
-    """A callback that throws, runs too long or eats memory never stops the service: its errors land here."""
-    return c.service.errors()
+@program_routes.get("/program/errors", summary="Errors of the program's task code, from every process (admin)",
+                    responses={200: {"description": "the stored errors, most recently seen first"},
+                               **errors(401, 403, 422)})
+def program_errors(_admin: Admin, c: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict[str, Any]]:
+    """A callback that throws, overflows the stack, runs too long or eats memory never stops the service:
+    the containers it failed for keep their task documents, and its errors land here, whichever process
+    (API, worker, compute process) saw them. One entry per program version, definition, contact or report
+    and message, with ``count``, ``first_seen`` and ``last_seen`` (epoch ms), the most recently seen first."""
+    return c.service.errors(limit, offset)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -652,7 +658,7 @@ def create_app(
     store_url: str | None = None, *, now: int | None = None, service: TaskService | None = None,
     store: Store | None = None, program_dir: Path | None = None,
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
-    others_to_worker: bool | None = None,
+    others_to_worker: bool | None = None, limits: ProgramLimits | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -663,7 +669,8 @@ def create_app(
     while the app is up (what ``kazi serve --compute thread`` does; tests drive the service themselves).
     ``others_to_worker`` (default: when ``background_interval_s`` is given) says that a worker, this app's or
     another process's, keeps everyone's tasks up to date, so a read computes only the caller's own writes
-    (``TaskService.refresh_user``). The app closes only a store it opened.
+    (``TaskService.refresh_user``). ``limits``: what program code may cost (default: the ``KAZI_PROGRAM_...``
+    environment, :meth:`ProgramLimits.from_env`). The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -677,7 +684,7 @@ def create_app(
     owns_service = service is None
     if service is None:
         clock: Callable[[], int] | None = (lambda: now) if now is not None else None
-        service = TaskService(store, clock=clock, workers=workers)
+        service = TaskService(store, clock=clock, workers=workers, limits=limits)
     if others_to_worker is None:
         others_to_worker = bool(background_interval_s)
     if others_to_worker:
@@ -704,6 +711,7 @@ def create_app(
             ctx.worker = None
             if worker is not None:
                 worker.stop()
+            ctx.service.interrupt()  # a read still computing (its client gone) must not hold the shutdown
             if owns_service:
                 ctx.service.close()
             if owns_store:

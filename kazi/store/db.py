@@ -37,7 +37,7 @@ DEFAULT_SQLITE_FILE: Final = "kazi.sqlite3"
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 #: the newest migration's revision, so opening an up-to-date database needs no Alembic (a test checks it)
-SCHEMA_VERSION: Final = "0008"
+SCHEMA_VERSION: Final = "0009"
 #: execution option telling the SQLite ``begin`` hook which kind of BEGIN to emit
 _SQLITE_BEGIN: Final = "kazi_sqlite_begin"
 
