@@ -99,7 +99,12 @@ class ComputationInterrupted(KaziError):
     version replaced the one it ran, or its deadline passed (an API read that leaves the rest to the worker).
 
     Nothing of an interrupted computation is stored: it is not the program's error, and the next round (or
-    the worker) computes the user again."""
+    the worker) computes the user again. ``where``: what program code was running when a deadline passed
+    (``contact``, ``definition``, ``definitionName``, ``callback``), when known."""
+
+    def __init__(self, message: str, where: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.where: dict[str, Any] = where or {}
 
 
 def _rebuild_config_code_error(fields: dict[str, Any]) -> ConfigCodeError:

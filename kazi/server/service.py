@@ -330,11 +330,17 @@ class TaskService:
             try:
                 result = compute(program, docs=docs, subjects=wanted, user=self.store.engine_user(user),
                                  now_ms=self.clock(), tz=self._tz(user), collect_errors=True, budget=budget)
-            except ComputationInterrupted:
+            except ComputationInterrupted as stopped:
+                where = stopped.where
+                callback = f"{where['callback']}: " if where.get("callback") else ""
+                definition = where.get("definition")
                 problems.append(Problem(
-                    "error", program.js_spec.entry if program.js_spec else "tasks", rule="preflight",
-                    message=f"computing tasks for {tried} stored contacts took more than {limits.preflight_s:g} s "
-                            f"(program code that loops, or is far too slow)"))
+                    "error", where.get("definitionFile") or (program.js_spec.entry if program.js_spec else "tasks"),
+                    f"{callback}timeout: still running after {limits.preflight_s:g} s, the time a trial on "
+                    f"{tried} stored contacts may take (program code that loops, or is far too slow)",
+                    rule="preflight", definition_index=definition if isinstance(definition, int) and definition >= 0
+                    else None, definition_name=_text(where.get("definitionName")),
+                    contact_id=_text(where.get("contact"))))
                 break
             problems.extend(_preflight_problem(e) for e in result.errors)
             if problems:

@@ -311,8 +311,10 @@ class JsRuntime:
             return self._call(ctx, code, limit)
         except JSTimeoutException:
             if budget is not None and budget.expired():
+                where = self._where_after_abort()
                 self._reset()
-                raise ComputationInterrupted("the computation's deadline passed") from None
+                raise ComputationInterrupted("the computation's deadline passed",
+                                             where if where.get("container", -1) != -1 else None) from None
             raise
 
     def _settled(self, budget: Budget | None = None) -> str | None:
