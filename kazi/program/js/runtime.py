@@ -541,16 +541,23 @@ class JsRuntime:
             if known:
                 err = self._error({**where, "message": f"exceeded the {kind} limit of {self._limit_text(kind)}"},
                                   kind, batch)
+            elif len(batch) == 1:
+                err = self._error({"container": 0, "message": f"exceeded the {kind} limit of "
+                                   f"{self._limit_text(kind)}"}, kind, batch)
             else:
                 err = self._error({"message": f"a batch of {len(batch)} containers exceeded the {kind} limit of "
-                                   f"{self._limit_text(kind)}"}, kind, batch if len(batch) == 1 else [])
+                                   f"{self._limit_text(kind)}"}, kind, [])
             if not collect:
                 raise err from None
             if known:
                 self._spend(budget, err, [])
                 # Containers before the culprit are recomputed: their results were lost with the context.
-                before = self._emit_batch(batch[:index], parts[:index], collect, budget)
-                after = self._emit_batch(batch[index + 1:], parts[index + 1:], collect, budget)
+                before: tuple[list[dict[str, Any]], list[ConfigCodeError]] = ([], [])
+                try:
+                    before = self._emit_batch(batch[:index], parts[:index], collect, budget)
+                    after = self._emit_batch(batch[index + 1:], parts[index + 1:], collect, budget)
+                except _Abandoned as stop:
+                    raise _Abandoned([*before[0], *stop.emissions], [*before[1], err, *stop.errors]) from None
                 return [*before[0], *after[0]], [*before[1], err, *after[1]]
             if len(batch) == 1:
                 self._spend(budget, err, [])
@@ -587,8 +594,12 @@ class JsRuntime:
         after the call): each half on its own, recursively, so the culprit ends up alone."""
         self._spend(budget, err, [])
         mid = len(batch) // 2
-        first = self._emit_batch(batch[:mid], parts[:mid], collect, budget)
-        second = self._emit_batch(batch[mid:], parts[mid:], collect, budget)
+        first: tuple[list[dict[str, Any]], list[ConfigCodeError]] = ([], [])
+        try:
+            first = self._emit_batch(batch[:mid], parts[:mid], collect, budget)
+            second = self._emit_batch(batch[mid:], parts[mid:], collect, budget)
+        except _Abandoned as stop:
+            raise _Abandoned([*first[0], *stop.emissions], [*first[1], *stop.errors]) from None
         errors = [*first[1], *second[1]]
         if not errors:
             # Not reproducible on the halves (e.g. it depended on state shared across containers): the batch
