@@ -711,8 +711,8 @@ def create_app(
             ctx.worker = None
             if worker is not None:
                 worker.stop()
-            ctx.service.interrupt()  # a read still computing (its client gone) must not hold the shutdown
             if owns_service:
+                ctx.service.interrupt()  # a read still computing (its client gone) must not hold the shutdown
                 ctx.service.close()
             if owns_store:
                 ctx.store.close()

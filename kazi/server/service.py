@@ -37,8 +37,8 @@ failing code may cost is bounded (:class:`kazi.program.limits.ProgramLimits`): a
 batch of containers, a number of aborts per computation, a deadline for an API read (past it the read
 answers from the stored documents and leaves the user to the worker). A computation can be interrupted from
 another thread (:meth:`TaskService.interrupt`: the process stops, or a newer program replaced the one it
-runs). A new program version is first tried on a sample of the stored population (:meth:`TaskService.
-load_program`): a version that fails there is refused, and the previous one keeps running.
+runs). A new program version is first tried on a sample of the stored population
+(:meth:`TaskService.load_program`): a version that fails there is refused, and the previous one keeps running.
 """
 
 from __future__ import annotations

@@ -279,8 +279,14 @@ class JsRuntime:
         pending = self._pending
         if pending is not None:  # a call of another thread: end it, so that the context is free
             pending.cancel()
-        with self._lock:
+        # the thread that ran it lets go at once; one that does not (stuck outside V8) keeps the context,
+        # rather than holding up a process that is stopping
+        if not self._lock.acquire(timeout=5.0):
+            return
+        try:
             self._free()
+        finally:
+            self._lock.release()
 
     def _free(self) -> None:
         self._begin_args = None
