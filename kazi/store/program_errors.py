@@ -67,7 +67,9 @@ def record(store: Store, events: Sequence[ErrorEvent], *, max_rows: int) -> None
         row = rows.get(key)
         if row is not None:
             row["count"] += e.count
-            row["last_seen"] = max(row["last_seen"], e.at)
+            if e.at >= row["last_seen"]:
+                row.update(last_seen=e.at, last_user=e.user, last_process=(e.process or "")[:16] or None,
+                           stack=(e.stack or "")[:MAX_STACK] or None)
             continue
         rows[key] = {
             "key": key, "program_version": e.program_version, "definition_index": e.definition_index,
