@@ -209,6 +209,22 @@ def test_a_version_that_fails_on_the_stored_population_is_refused(store: Store, 
             "items"]] == ["task.v1"] * 3
 
 
+def test_kazi_program_load_refuses_a_version_that_fails_on_the_stored_population(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kazi.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'kazi.sqlite3'}"
+    with open_store(url) as store:
+        population(store, {"p0": "ok", "p1": "throw"})
+    assert main(["program", "load", str(program(tmp_path, "v1", title="task.v1")), "--db", url]) == 0
+    assert main(["program", "load", str(program(tmp_path, "v2", title="task.v2", behave="true")), "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert "not loaded, the previous program stays active" in err
+    assert 'tasks.js:5, definition 0 ("visit"), contact p1' in err and "cannot visit p1" in err
+    with open_store(url) as store:
+        assert tr.active_program_version(store) == 1
+
+
 # -- stuck computations --------------------------------------------------------------------------------------
 
 
