@@ -48,6 +48,9 @@ class ProgramLimits:
         "max_stored_errors": "KAZI_PROGRAM_ERRORS_KEPT",
     }
 
+    #: settings 0 makes sense for: no abort allowed, no pre-flight
+    MAY_BE_ZERO: ClassVar[frozenset[str]] = frozenset({"max_aborts", "preflight_containers"})
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ProgramLimits:
         """The defaults, overridden by the ``KAZI_...`` variables that are set."""
@@ -62,7 +65,7 @@ class ProgramLimits:
                 value = kind(raw)
             except ValueError:
                 raise ValueError(f"{cls.ENV[f.name]}={raw!r} is not a number") from None
-            if value <= 0 and f.name != "max_aborts" or value < 0:
+            if value < 0 or (value == 0 and f.name not in cls.MAY_BE_ZERO):
                 raise ValueError(f"{cls.ENV[f.name]}={raw!r} must be positive")
             values[f.name] = value
         return cls(**values)  # type: ignore[arg-type]

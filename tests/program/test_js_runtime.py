@@ -23,6 +23,7 @@ from kazi.engine.budget import Budget
 from kazi.engine.permissions import has_any_permission, has_permissions
 from kazi.errors import ComputationInterrupted, ConfigCodeError
 from kazi.program.js.runtime import JsProgramSpec, JsRuntime
+from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, load_program
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "js_programs"
@@ -495,3 +496,13 @@ def test_interrupt_ends_a_running_call_from_another_thread() -> None:
             runtime.emit(people("ok"))
     finally:
         runtime.close()
+
+
+def test_limits_come_from_the_environment() -> None:
+    limits = ProgramLimits.from_env({"KAZI_PROGRAM_TIME_LIMIT_S": "2.5", "KAZI_PROGRAM_MEMORY_MB": "64",
+                                     "KAZI_PREFLIGHT_CONTAINERS": "0", "KAZI_PROGRAM_MAX_ABORTS": ""})
+    assert (limits.time_limit_s, limits.memory_bytes, limits.preflight_containers, limits.max_aborts) == (
+        2.5, MEMORY_LIMIT, 0, ProgramLimits().max_aborts)
+    for bad in ({"KAZI_PROGRAM_TIME_LIMIT_S": "0"}, {"KAZI_READ_COMPUTE_S": "-1"}, {"KAZI_PROGRAM_MEMORY_MB": "x"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ProgramLimits.from_env(bad)
