@@ -28,6 +28,8 @@ class Problem:
     hint: str = ""
     conflicts_with: str | None = None
     form: str | None = None  # a form's id: problems of forms/<id>.json, and task actions naming a form
+    contact_id: str | None = None  # the stored contact program code failed for (a new version's pre-flight)
+    report_id: str | None = None
 
     def location(self) -> str:
         """`file: definition 2 ("anc.visit"), field events[1].id` style location (`form "x"` for forms)."""
@@ -39,6 +41,10 @@ class Problem:
             parts.append(f"definition {self.definition_index}{name}")
         if self.field:
             parts.append(f"field {self.field}")
+        if self.contact_id:
+            parts.append(f"contact {self.contact_id}")
+        if self.report_id:
+            parts.append(f"report {self.report_id}")
         return ", ".join(parts)
 
     def __str__(self) -> str:
@@ -86,6 +92,19 @@ class ConfigCodeError(KaziError):
         if self.contact_id:
             where.append(f"contact {self.contact_id}")
         return f"{', '.join(where)}: {self.kind}: {self.message}"
+
+
+class ComputationInterrupted(KaziError):
+    """A computation was stopped from outside before it finished: the process is stopping, a newer program
+    version replaced the one it ran, or its deadline passed (an API read that leaves the rest to the worker).
+
+    Nothing of an interrupted computation is stored: it is not the program's error, and the next round (or
+    the worker) computes the user again. ``where``: what program code was running when a deadline passed
+    (``contact``, ``definition``, ``definitionName``, ``callback``), when known."""
+
+    def __init__(self, message: str, where: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.where: dict[str, Any] = where or {}
 
 
 def _rebuild_config_code_error(fields: dict[str, Any]) -> ConfigCodeError:

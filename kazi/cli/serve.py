@@ -11,23 +11,35 @@ The contract (issue "Kazi server"): ``kazi serve [--port N] [--host H] [--now IS
 [--workers N]``. ``--now`` freezes the server's clock, so a test, a demo or the replay of a past day sees the
 tasks of that instant however long it runs. ``--workers`` is the number of compute processes the recompute
 uses (one V8 each); 0 computes in the server process.
+
+SIGTERM (or Ctrl-C) stops it within ``STOP_WITHIN_S`` whatever program code is doing: the worker process is
+told at once, computations running in the API process are interrupted (a read then answers from the stored
+documents), requests still open after ``GRACEFUL_S`` are cut, and should anything still hold the process, it
+ends itself (rounds are idempotent and every write is a transaction: a stop at any point loses nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 log = logging.getLogger("kazi.serve")
 
 #: how often the background worker looks for changes and local midnights (seconds)
 DEFAULT_INTERVAL_S = 1.0
+#: seconds open requests get to finish after SIGTERM
+GRACEFUL_S = 2
+#: seconds after SIGTERM by which the process has ended, whatever still runs
+STOP_WITHIN_S = 4.5
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,22 +66,51 @@ def add_server_arguments(p: argparse.ArgumentParser,
     p.add_argument("--workers", type=int, default=0, help="compute processes (default 0: in the server process)")
 
 
-def serve(app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] | None = None) -> None:
-    """Run ``app`` with uvicorn until interrupted (Ctrl-C or SIGTERM shut it down cleanly).
+def serve(app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] | None = None,
+          on_stop: Callable[[], None] | None = None) -> None:
+    """Run ``app`` with uvicorn until interrupted (Ctrl-C or SIGTERM shut it down cleanly, within
+    ``STOP_WITHIN_S``); ``on_stop`` runs at the first signal (it must not block).
 
     ``trusted_proxies`` (default: ``KAZI_TRUSTED_PROXIES``) are the only peers whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` uvicorn believes. Its own default trusts 127.0.0.1, so any local process could pick
     the client address failed logins are counted under; Kazi trusts no proxy unless told."""
     import uvicorn
 
+    from kazi.program.js.runtime import interrupt_all
+
     if trusted_proxies is None:
         from kazi.server.auth import AuthSettings
 
         trusted_proxies = AuthSettings.from_env().trusted_proxies
+
+    class Server(uvicorn.Server):
+        stopping = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if Server.stopping:
+                return
+            Server.stopping = True
+            if on_stop is not None:
+                on_stop()
+            interrupt_all()  # a request computing tasks answers from the stored documents at once
+            threading.Thread(target=_end_after, args=(STOP_WITHIN_S,), name="kazi-stop-watchdog",
+                             daemon=True).start()
+
     # keep-alive longer than uvicorn's 5 s: a phone re-reading its list a few seconds later reuses its
     # connection instead of paying a new TCP (and TLS, behind a proxy) handshake on a slow network
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", timeout_keep_alive=75,
-                forwarded_allow_ips=list(trusted_proxies))
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on", timeout_keep_alive=75,
+                            timeout_graceful_shutdown=GRACEFUL_S, forwarded_allow_ips=list(trusted_proxies))
+    Server(config).run()
+
+
+def _end_after(seconds: float) -> None:
+    """The last resort of a stop: whatever still holds the process after ``seconds`` (a thread stuck in
+    native code), the process ends."""
+    threading.Event().wait(seconds)
+    log.error("still running %.1f s after the stop signal: exiting now", seconds)
+    logging.shutdown()
+    os._exit(0)
 
 
 class WorkerProcess:
@@ -96,7 +137,14 @@ class WorkerProcess:
                 self.proc = subprocess.Popen(self.argv)
             self._stop.wait(0.5)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def signal_stop(self) -> None:
+        """Tell the worker to stop (SIGTERM) without waiting: it ends its round within a second."""
+        self._stop.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
         proc = self.proc
         if proc is not None and proc.poll() is None:
@@ -126,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     if worker is not None:
         worker.start()
     try:
-        serve(app, args.host, args.port, auth_settings.trusted_proxies)
+        serve(app, args.host, args.port, auth_settings.trusted_proxies,
+              on_stop=worker.signal_stop if worker is not None else None)
     finally:
         if worker is not None:
             worker.stop()

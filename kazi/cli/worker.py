@@ -6,12 +6,15 @@ works off every change for every user it concerns, the local midnights and the h
 may run against one store (one per server): they share the store's worker lease, so one computes at a time
 and another takes over when it stops (:mod:`kazi.store.lease`). It runs until SIGTERM or SIGINT, then ends
 its round and gives up the lease; started by ``kazi serve`` (``--parent``), it also ends within half a second
-of the server's end, however the server ended.
+of the server's end, however the server ended. Stopping interrupts the computation in progress (program code
+stuck in a loop included), so the process ends within a second or two; should something still hold it after
+``STOP_WITHIN_S``, it exits anyway (rounds are idempotent: nothing is lost).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
@@ -22,6 +25,8 @@ from typing import Any
 DEFAULT_NICENESS = 10
 #: how often the worker looks for changes and local midnights (seconds)
 DEFAULT_INTERVAL_S = 1.0
+#: seconds the worker's thread gets to end its round after a stop signal before the process exits anyway
+STOP_WITHIN_S = 3.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
                     # before the server's cleanup ran): a worker must not outlive it, holding the lease
                     break
         finally:
-            worker.stop()
+            worker.stop(STOP_WITHIN_S)
+            if worker.running:
+                logging.getLogger("kazi.worker").error("the worker did not stop within %.1f s: exiting now",
+                                                       STOP_WITHIN_S)
+                os._exit(0)
             service.close()
     return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kazi.engine import dates, taskdocs
+from kazi.engine.budget import Budget
 from kazi.engine.containers import contact_subject_ids, is_contact, marshal
 from kazi.errors import ConfigCodeError
 
@@ -36,7 +37,7 @@ class EmissionSource(Protocol):
 
 
 class HasEmissionSource(Protocol):
-    def emission_source(self) -> EmissionSource: ...
+    def emission_source(self, budget: Budget | None = None) -> EmissionSource: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Result:
     writes: list[Doc]
     task_docs: list[Doc]
     errors: list[ConfigCodeError] = field(default_factory=list)
+    #: contact ids of the containers whose program code failed (their task documents were kept as they were);
+    #: ``None`` among them: the computation failed as a whole and kept every task document
+    failed: set[str | None] = field(default_factory=set)
 
     @property
     def ready(self) -> list[Doc]:
@@ -86,29 +90,54 @@ def split_docs(docs: Iterable[Doc]) -> tuple[list[Doc], list[Doc], list[Doc]]:
 
 def emit(
     program: EmissionSource | HasEmissionSource, containers: list[Doc], *, user: User, now_ms: float, tz: str,
-    collect_errors: bool = False, batch_size: int = DEFAULT_BATCH,
+    collect_errors: bool = False, batch_size: int = DEFAULT_BATCH, budget: Budget | None = None,
 ) -> tuple[list[Doc], list[ConfigCodeError]]:
-    """Emissions of containers (with local ``dueDate`` strings), batch by batch."""
-    source: EmissionSource = program.emission_source() if hasattr(program, "emission_source") else program
+    """Emissions of containers (with local ``dueDate`` strings), batch by batch.
+
+    With ``collect_errors`` a failure of the program as a whole (its top level, evaluated when a computation
+    begins, or a spent ``budget``) is returned as an error that names no contact, and no later batch runs."""
+    source: EmissionSource = (program.emission_source(budget) if hasattr(program, "emission_source")
+                              else program)
     emissions: list[Doc] = []
     errors: list[ConfigCodeError] = []
     roles = list(user.roles)
     batches = [containers[i:i + batch_size] for i in range(0, len(containers), batch_size)]
     emit_many = getattr(source, "emit_many", None)
     if emit_many is not None:  # a source that can run batches concurrently (kazi.workers)
-        emissions, errors = emit_many(batches, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
-                                      collect=collect_errors)
+        try:
+            emissions, errors = emit_many(batches, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
+                                          collect=collect_errors, budget=budget)
+        except ConfigCodeError as exc:
+            if not collect_errors:
+                raise
+            errors = [_whole(exc)]
         batches = []
     for batch in batches:
-        out, errs = source.emit(batch, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
-                                collect=collect_errors)
+        try:
+            out, errs = source.emit(batch, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
+                                    collect=collect_errors)
+        except ConfigCodeError as exc:
+            if not collect_errors:
+                raise
+            errors.append(_whole(exc))
+            break
         emissions.extend(out)
         errors.extend(errs)
+        if any(e.contact_id is None for e in errs):
+            break  # the computation failed as a whole: nothing of it is used
     for e in emissions:
         ms = e.get("dueDateMs")
         e["dueDate"] = None if ms is None or (isinstance(ms, float) and math.isnan(ms)) else \
             dates.local_date_str(float(ms), tz)
     return emissions, errors
+
+
+def _whole(exc: ConfigCodeError) -> ConfigCodeError:
+    """An error that stopped a whole batch (the program's top level): it names no container."""
+    if exc.contact_id is not None:
+        exc.details = {**exc.details, "contact_id": exc.contact_id}
+        exc.contact_id = None
+    return exc
 
 
 def compute(
@@ -124,6 +153,7 @@ def compute(
     keyed_read: bool = False,
     collect_errors: bool = False,
     batch_size: int = DEFAULT_BATCH,
+    budget: Budget | None = None,
 ) -> Result:
     """Run one refresh round for ``user`` at ``now_ms`` in zone ``tz``.
 
@@ -133,6 +163,12 @@ def compute(
     ``untouched_task_docs`` are docs outside this round that only get the temporal update (CHT's
     ``fetchTasksFor`` does that for every open doc). ``keyed_read`` orders same-time reports as CHT's
     incremental refresh does (see :func:`kazi.engine.containers.marshal`).
+
+    A container whose program code fails (``collect_errors``: a callback threw, overflowed the stack, or
+    exceeded the time or memory limit) keeps its task documents as they were: its emissions are unknown, not
+    empty, so nothing of it is cancelled, created or updated (only the calendar moves its documents'
+    states, as for documents outside the round); ``Result.failed`` names those containers. An error that
+    names no container (the program's top level failed, or ``budget`` was spent) keeps every document.
     """
     contacts, reports, tasks_in_docs = split_docs(docs)
     existing = list(task_docs) + tasks_in_docs
@@ -144,11 +180,30 @@ def compute(
         containers = [c for c in containers if _container_ids(c) & wanted]
         existing = [t for c in containers for t in c["tasks"]]
     emissions, errors = emit(program, containers, user=user, now_ms=now_ms, tz=tz,
-                             collect_errors=collect_errors, batch_size=batch_size)
+                             collect_errors=collect_errors, batch_size=batch_size, budget=budget)
+    failed: set[str | None] = {e.contact_id for e in errors}
+    kept: list[Doc] = []
+    if None in failed:
+        kept, existing, emissions = existing, [], []
+    elif failed:
+        held = {id(t) for c in containers if _container_key(c) in failed for t in c["tasks"]}
+        kept = [t for t in existing if id(t) in held]
+        existing = [t for t in existing if id(t) not in held]
+        emissions = [e for e in emissions if _requester(e) not in failed]
     round_ = taskdocs.refresh(emissions, existing, user.settings_id, int(now_ms), tz)
-    final, temporal = taskdocs.update_temporal_states([*round_.docs, *untouched_task_docs], int(now_ms), tz)
+    final, temporal = taskdocs.update_temporal_states([*round_.docs, *kept, *untouched_task_docs], int(now_ms), tz)
     writes = _merge_writes(round_.writes, temporal)
-    return Result(emissions=emissions, writes=writes, task_docs=final, errors=errors)
+    return Result(emissions=emissions, writes=writes, task_docs=final, errors=errors, failed=failed)
+
+
+def _container_key(c: Doc) -> Any:
+    """What an error names a container by: its contact's ``_id`` (a headless container's subject)."""
+    contact = c.get("contact")
+    return contact.get("_id") if isinstance(contact, dict) else None
+
+
+def _requester(emission: Doc) -> Any:
+    return emission.get("requester")
 
 
 @contextmanager

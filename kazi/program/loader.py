@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from kazi.engine.budget import Budget
 from kazi.errors import ConfigCodeError, Problem, ProgramError
 from kazi.program import forms as kforms
 from kazi.program import shape as shapes
 from kazi.program import translations as ktr
 from kazi.program.js.runtime import JsProgramSpec, JsRuntime
+from kazi.program.limits import ProgramLimits
 from kazi.sms import forms as ksms
 from kazi.supervision import definitions as ksup
 
@@ -64,6 +66,7 @@ class Program:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # locale -> key -> text
     sms_forms: dict[str, ksms.SmsForm] = field(default_factory=dict)  # by upper-case code (settings `forms`)
     supervision: ksup.Supervision = ksup.EMPTY  # settings `supervision`: indicators, supervisor tasks (issue 6)
+    limits: ProgramLimits | None = None  # the runtime's limits (None: the environment's, ProgramLimits.from_env)
 
     @property
     def default_locale(self) -> str:
@@ -96,33 +99,35 @@ class Program:
             with _RUNTIME_LOCK:
                 if self._js_runtime is None:
                     assert self.js_spec is not None
-                    self._js_runtime = JsRuntime(self.js_spec)
+                    self._js_runtime = JsRuntime.with_limits(self.js_spec, self.limits or ProgramLimits.from_env())
         return self._js_runtime
 
-    def emission_source(self) -> EmissionSource:
-        """The program's emitter (one JS runtime per Program object, created on first use)."""
+    def emission_source(self, budget: Budget | None = None) -> EmissionSource:
+        """The program's emitter (one JS runtime per Program object, created on first use); ``budget``: what
+        failing code may cost the computation it is used for (JavaScript programs)."""
         if self.kind == "python":
             return self.python_source  # type: ignore[no-any-return]
-        return _JsSource(self._runtime())
+        return _JsSource(self._runtime(), budget)
 
     def fresh_copy(self) -> Program:
         """A copy with its own JS runtime (for another thread or process)."""
         return Program(self.path, self.kind, self.settings, self.schedules, self.warnings, self.js_spec,
                        self.python_source, forms=self.forms, translations=self.translations,
-                       sms_forms=self.sms_forms, supervision=self.supervision)
+                       sms_forms=self.sms_forms, supervision=self.supervision, limits=self.limits)
 
 
 class _JsSource:
-    def __init__(self, runtime: JsRuntime) -> None:
+    def __init__(self, runtime: JsRuntime, budget: Budget | None = None) -> None:
         self.runtime = runtime
+        self.budget = budget
         self._begun: tuple[Any, ...] | None = None
 
     def emit(
         self, containers: list[dict[str, Any]], *, tz: str, now_ms: float, user: dict[str, Any] | None,
         roles: list[str], collect: bool,
     ) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
-        self.runtime.begin(tz=tz, now_ms=now_ms, user=user, roles=roles)
-        return self.runtime.emit(containers, collect=collect)
+        self.runtime.begin(tz=tz, now_ms=now_ms, user=user, roles=roles, budget=self.budget)
+        return self.runtime.emit(containers, collect=collect, budget=self.budget)
 
 
 # -- reading files ----------------------------------------------------------------------------------

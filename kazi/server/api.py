@@ -53,6 +53,7 @@ from kazi.errors import (
     ProgramError,
     UserError,
 )
+from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError, AuthSettings, Throttled, client_address
 from kazi.server.background import BackgroundWorker
@@ -720,11 +721,16 @@ async def upload_program(request: Request, _admin: Admin, c: Ctx) -> ProgramOut:
     return await run_in_threadpool(load)
 
 
-@program_routes.get("/program/errors", summary="Recent errors of the program's task code (admin)",
-                    responses={200: {"description": "the newest errors, oldest first"}, **errors(401, 403)})
-def program_errors(_admin: Admin, c: Ctx) -> list[dict[str, Any]]:
-    """A callback that throws, runs too long or eats memory never stops the service: its errors land here."""
-    return c.service.errors()
+@program_routes.get("/program/errors", summary="Errors of the program's task code, from every process (admin)",
+                    responses={200: {"description": "the stored errors, most recently seen first"},
+                               **errors(401, 403, 422)})
+def program_errors(_admin: Admin, c: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict[str, Any]]:
+    """A callback that throws, overflows the stack, runs too long or eats memory never stops the service:
+    the containers it failed for keep their task documents, and its errors land here, whichever process
+    (API, worker, compute process) saw them. One entry per program version, definition, contact or report
+    and message, with ``count``, ``first_seen`` and ``last_seen`` (epoch ms), the most recently seen first."""
+    return c.service.errors(limit, offset)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -829,6 +835,7 @@ def create_app(
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
     others_to_worker: bool | None = None, interaction_limits: InteractionLimits | None = None,
     auth_settings: AuthSettings | None = None, auth_clock: Callable[[], int] | None = None,
+    limits: ProgramLimits | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -843,7 +850,9 @@ def create_app(
     :meth:`InteractionLimits.from_env`). ``auth_settings`` are the authentication limits (default: from the
     ``KAZI_...`` environment, :meth:`AuthSettings.from_env`; ``basic_ttl_s`` overrides theirs); ``auth_clock``
     (epoch ms) times sessions and failed logins (tests; never the frozen ``now``, which would make a wait
-    last forever). The app closes only a store it opened.
+    last forever).
+    ``limits``: what program code may cost (default: the ``KAZI_PROGRAM_...`` environment,
+    :meth:`ProgramLimits.from_env`). The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -857,7 +866,7 @@ def create_app(
     owns_service = service is None
     if service is None:
         clock: Callable[[], int] | None = (lambda: now) if now is not None else None
-        service = TaskService(store, clock=clock, workers=workers)
+        service = TaskService(store, clock=clock, workers=workers, limits=limits)
     if others_to_worker is None:
         others_to_worker = bool(background_interval_s)
     if others_to_worker:
@@ -890,6 +899,7 @@ def create_app(
             if worker is not None:
                 worker.stop()
             if owns_service:
+                ctx.service.interrupt()  # a read still computing (its client gone) must not hold the shutdown
                 ctx.service.close()
             if owns_store:
                 ctx.store.close()

@@ -17,6 +17,11 @@ at most once every ``maintenance_every_s``; one process doing it is enough for e
 
 A failing round (the database unreachable, a bug) is logged and retried after the interval: the thread
 only ends on :meth:`BackgroundWorker.stop`.
+
+A round never outlives its reason: a watcher thread checks, while a round runs, that its program version is
+still the active one, and ends the computation in progress when another was loaded (program code stuck in
+a loop for every contact would otherwise keep the old version computing for hours); :meth:`stop` ends the
+computation in progress too, so the process stops within a second, whatever the program does.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class BackgroundWorker:
         self.holding = False
         self.last_error: str | None = None
         self.service: TaskService | None = None  # the thread's own service, while it runs
+        self._in_round = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -68,14 +75,23 @@ class BackgroundWorker:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="kazi-background", daemon=True)
         self._thread.start()
+        self._watcher = threading.Thread(target=self._watch, name="kazi-background-watch", daemon=True)
+        self._watcher.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Ask the loop to end after the current round and wait for it (the lease is given up)."""
+        """End the loop and wait for it (the lease is given up): the computation in progress is interrupted,
+        so this takes well under a second unless the database hangs."""
         self._stop.set()
         self._wake.set()
+        service = self.service
+        if service is not None:
+            service.interrupt()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._watcher is not None:
+            self._watcher.join(1.0)
+            self._watcher = None
 
     def wake(self) -> None:
         """Start the next round now (after a write, so tasks follow sooner than ``interval_s``)."""
@@ -90,7 +106,7 @@ class BackgroundWorker:
         url = template.store.engine.url.render_as_string(hide_password=False)
         store = open_store(url, migrate=False)
         service = TaskService(store, clock=template.clock, workers=template.workers,
-                              default_tz=template.default_tz)
+                              default_tz=template.default_tz, limits=template.limits, process="worker")
         return store, service
 
     def _run(self) -> None:
@@ -103,8 +119,12 @@ class BackgroundWorker:
                 try:
                     self.holding = lease.try_acquire()
                     if self.holding:
-                        busy = service.process_changes()
-                        busy += service.advance_time()
+                        self._in_round.set()
+                        try:
+                            busy = service.process_changes()
+                            busy += service.advance_time()
+                        finally:
+                            self._in_round.clear()
                         self.rounds += 1
                         self._maintain()
                     else:
@@ -122,6 +142,18 @@ class BackgroundWorker:
             lease.release()
             service.close()
             store.close()
+
+    def _watch(self) -> None:
+        """While a round runs, end its computation when another program version became active."""
+        period = max(0.2, min(self.interval_s, 1.0))
+        while not self._stop.wait(period):
+            service = self.service
+            if service is None or not self._in_round.is_set():
+                continue
+            try:
+                service.interrupt_if_replaced()
+            except Exception:  # noqa: BLE001 - a check that failed (database away) is tried again next period
+                log.debug("program version check failed", exc_info=True)
 
     def _maintain(self) -> None:
         if self.maintenance is None or time.monotonic() < self._next_maintenance:

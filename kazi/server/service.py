@@ -29,8 +29,16 @@ What a round processed is remembered in the store (the last change sequence, and
 version, an account fingerprint and the local day): a restarted service resumes where it stopped. Rounds
 are idempotent, so a crash between writing task documents and remembering the sequence only repeats work.
 
-Program code errors (a callback that throws, runs too long or eats memory) never stop the service: they are
-collected per container (``collect_errors=True``), logged, and kept in :meth:`TaskService.errors` for admins.
+Program code errors (a callback that throws, overflows the stack, runs too long or eats memory) never stop
+the service: they are collected per container (``collect_errors=True``); a container whose code failed keeps
+its task documents as they were (:func:`kazi.engine.engine.compute`), every other container and user goes on,
+and the errors are stored (:mod:`kazi.store.program_errors`) for admins, whichever process saw them. What
+failing code may cost is bounded (:class:`kazi.program.limits.ProgramLimits`): a time and memory limit per
+batch of containers, a number of aborts per computation, a deadline for an API read (past it the read
+answers from the stored documents and leaves the user to the worker). A computation can be interrupted from
+another thread (:meth:`TaskService.interrupt`: the process stops, or a newer program replaced the one it
+runs). A new program version is first tried on a sample of the stored population
+(:meth:`TaskService.load_program`): a version that fails there is refused, and the previous one keeps running.
 """
 
 from __future__ import annotations
@@ -40,23 +48,27 @@ import logging
 import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from kazi.engine import dates, taskdocs
+from kazi.engine.budget import Budget
 from kazi.engine.containers import contact_subject_ids, is_contact
 from kazi.engine.engine import Result, compute
-from kazi.errors import ConfigCodeError, Problem, ProgramError, TaskDocsChangedError
+from kazi.errors import ComputationInterrupted, ConfigCodeError, Problem, ProgramError, TaskDocsChangedError
 from kazi.program import loader
+from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, check_program, inspect_tasks, load_program
 from kazi.server.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
 from kazi.store import NOTHING, Change, Scope, Store, StoredUser
+from kazi.store import program_errors as perr
 from kazi.store import tracking as tr
 
 log = logging.getLogger("kazi.service")
@@ -74,8 +86,12 @@ CHANGES_PAGE = 5000
 CHANGES_PER_ROUND = 50_000
 #: refresh_user leaves the user to the background worker when more changes than this are pending
 REFRESH_MAX_PENDING = 2000
-#: errors of program code kept for admins (the newest)
+#: errors of program code an admin's list shows (the most recently seen)
 MAX_ERRORS = 200
+#: after an API read gave up computing its caller (deadline), how long later reads leave them to the worker
+READ_RETRY_S = 30.0
+#: users of the stored population a new program version's pre-flight computes for (their containers sampled)
+PREFLIGHT_USERS = 3
 #: computations of one user tried when another process keeps writing the same user's task documents
 MAX_COMPUTE_ATTEMPTS = 3
 #: advance_time checks every user's local day at least this often (ms), even when no midnight is due
@@ -153,6 +169,14 @@ class _Loaded:
     # on one context: wrong emissions, and a segfault in mini-racer when 200 requests hit a fresh server.
     runtime_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def interrupt(self) -> None:
+        """End the computation running on this program, if any (its runtime and compute processes)."""
+        runtime = self.program._js_runtime
+        if runtime is not None:
+            runtime.interrupt()
+        if self.parallel is not None:
+            self.parallel.interrupt()
+
 
 @dataclass
 class _Dirty:
@@ -189,8 +213,13 @@ class TaskService:
     """Computes and serves every user's tasks from one store (see the module docstring)."""
 
     def __init__(self, store: Store, *, clock: Callable[[], int] | None = None, workers: int = 0,
-                 default_tz: str = DEFAULT_TZ, others_to_worker: bool = False) -> None:
+                 default_tz: str = DEFAULT_TZ, others_to_worker: bool = False, limits: ProgramLimits | None = None,
+                 process: str = "api") -> None:
         self.store = store
+        self.limits = limits or ProgramLimits.from_env()
+        self.process = process  # what stored errors say saw them: "api" | "worker"
+        self._stopping = False
+        self._gave_up: dict[int, tuple[int, float]] = {}  # user id -> (program version, monotonic time)
         # True when a background worker keeps everyone's tasks up to date (`kazi serve`, `kazi demo`): a read
         # then computes only what the caller's own writes changed, and leaves other people's changes to it
         self.others_to_worker = others_to_worker
@@ -205,7 +234,6 @@ class TaskService:
         # and the digest of the pending changes ((processed seq, last seq) -> dirty, holders)
         self._refreshed: dict[int, int] = {}
         self._pending_cache: tuple[tuple[int, int], tuple[_Dirty, _Holders] | None] | None = None
-        self._errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self.full_recompute_days = FULL_RECOMPUTE_DAYS
         # advance_time's memo: (program version, clock ms before which no user's local day can change)
         self._day_checked: tuple[int, int] = (-1, 0)
@@ -242,6 +270,7 @@ class TaskService:
         # what runs is rebuilt from what is stored: a file the collection missed shows here, not in production
         folder, program = _materialize(files, None)
         try:
+            self._preflight(program)
             version = tr.add_program(self.store, kind=kind, files=files, settings_override=None, warnings=warnings,
                                      loaded_at=self.clock())
         except BaseException:
@@ -262,6 +291,7 @@ class TaskService:
         override = {**(current.settings_override or {}), **settings}
         folder, program = _materialize(current.files, override)
         try:
+            self._preflight(program)
             version = tr.add_program(self.store, kind=current.kind, files=current.files, settings_override=override,
                                      warnings=current.warnings, loaded_at=self.clock())
         except BaseException:
@@ -270,6 +300,57 @@ class TaskService:
         self._activate(version, program, folder, current.warnings)
         assert self._loaded is not None
         return self._loaded.info
+
+    def _preflight(self, program: Program) -> None:
+        """Run a new version over a sample of the stored population before it goes live: a few users' places,
+        ``preflight_containers`` contacts in all, within ``preflight_s``. Program code that throws, overflows
+        the stack or exceeds a limit there would do so in production for every round: the version is refused
+        with each failure located (:class:`ProgramError`, a 422 on upload) and the previous one keeps running.
+        A deployment without users or contacts yet has nothing to try it on."""
+        program.limits = self.limits
+        limits = self.limits
+        users = [u for u in self.store.users.list_all(include_disabled=False)
+                 if u.roles and not task_scope(u).empty]
+        if not users or limits.preflight_containers <= 0:
+            return
+        step = max(1, len(users) // PREFLIGHT_USERS)
+        chosen = users[::step][:PREFLIGHT_USERS]
+        per_user = max(1, limits.preflight_containers // len(chosen))
+        budget = Budget(max_aborts=0, deadline=time.monotonic() + limits.preflight_s)
+        problems: list[Problem] = []
+        tried = 0
+        for user in chosen:
+            assert user.facility_id is not None
+            ids = tr.sample_contact_ids(self.store, user.facility_id, per_user)
+            if not ids:
+                continue
+            docs = self.store.docs_for_subjects(ids, user=task_scope(user))
+            wanted = set(ids)
+            for d in docs:
+                if is_contact(d):
+                    wanted.update(contact_subject_ids(d))
+            tried += len(ids)
+            try:
+                result = compute(program, docs=docs, subjects=wanted, user=self.store.engine_user(user),
+                                 now_ms=self.clock(), tz=self._tz(user), collect_errors=True, budget=budget)
+            except ComputationInterrupted as stopped:
+                where = stopped.where
+                callback = f"{where['callback']}: " if where.get("callback") else ""
+                definition = where.get("definition")
+                problems.append(Problem(
+                    "error", where.get("definitionFile") or (program.js_spec.entry if program.js_spec else "tasks"),
+                    f"{callback}timeout: still running after {limits.preflight_s:g} s, the time a trial on "
+                    f"{tried} stored contacts may take (program code that loops, or is far too slow)",
+                    rule="preflight", definition_index=definition if isinstance(definition, int) and definition >= 0
+                    else None, definition_name=_text(where.get("definitionName")),
+                    contact_id=_text(where.get("contact"))))
+                break
+            problems.extend(_preflight_problem(e) for e in result.errors)
+            if problems:
+                break
+        if problems:
+            raise ProgramError(f"the program failed on the stored population ({len(problems)} error(s) over a "
+                               f"sample of {tried} contacts)", problems)
 
     def program_info(self) -> ProgramInfo | None:
         """The active version (the store's, which another process may have changed)."""
@@ -280,9 +361,9 @@ class TaskService:
         loaded = self._current()
         return loaded.program if loaded is not None else None
 
-    def errors(self) -> list[dict[str, Any]]:
-        """The newest errors of program code (oldest first), for admins."""
-        return list(self._errors)
+    def errors(self, limit: int = MAX_ERRORS, offset: int = 0) -> list[dict[str, Any]]:
+        """The stored errors of program code, of every process, most recently seen first (for admins)."""
+        return perr.recent(self.store, limit, offset)
 
     def close(self) -> None:
         """Stop worker processes and remove the program's scratch folder."""
@@ -290,11 +371,35 @@ class TaskService:
             _close_loaded(self._loaded)
             self._loaded = None
 
+    def interrupt(self) -> None:
+        """Stop now: the computation running in another thread ends (:class:`ComputationInterrupted`), and so
+        does any round (the process is stopping: ``kazi serve`` and ``kazi worker`` on SIGTERM)."""
+        self._stopping = True
+        loaded = self._loaded
+        if loaded is not None:
+            loaded.interrupt()
+
+    def interrupt_if_replaced(self) -> bool:
+        """End the computation running on this process's program when another version has become active since
+        (a program uploaded while a round computes with the old one, which may be stuck): the round stops and
+        the next one starts with the new version. Returns whether it did."""
+        loaded = self._loaded
+        if loaded is None:
+            return False
+        version = tr.active_program_version(self.store)
+        if version is None or version == loaded.version:
+            return False
+        log.info("program version %s replaced version %d: ending the computation that runs it", version,
+                 loaded.version)
+        loaded.interrupt()
+        return True
+
     def _activate(self, version: int, program: Program, folder: tempfile.TemporaryDirectory[str],
                   warnings: list[dict[str, Any]]) -> None:
         stored = tr.active_program(self.store)
         loaded_at = stored.loaded_at if stored is not None and stored.version == version else self.clock()
         old = self._loaded
+        program.limits = self.limits
         self._loaded = _Loaded(version, program, ProgramInfo(version, loaded_at, warnings, program.kind), folder)
         if old is not None:
             _close_loaded(old)
@@ -330,7 +435,13 @@ class TaskService:
         Returns the number of user computations run (incremental or full); 0 when there was nothing to do.
         """
         with _ROUND_LOCK:
-            return self._process_changes()
+            try:
+                return self._process_changes()
+            except ComputationInterrupted as exc:
+                # the process stops, or a newer program replaced this one: nothing of the round is remembered
+                # (the next one, with the new version, recomputes everyone in full)
+                log.info("round interrupted (%s)", exc)
+                return 1
 
     def _process_changes(self) -> int:
         loaded = self._current()
@@ -368,16 +479,33 @@ class TaskService:
                     continue
                 if (not task_scope(u).empty and u.facility_id in dirty.places) or u.settings_id in holders:
                     with _USER_LOCKS(u.id):
-                        self._incremental(loaded, u, dirty.subjects, tr.task_user_state(self.store, u.id))
+                        self._guarded(u, lambda u=u: self._incremental(  # type: ignore[misc]
+                            loaded, u, dirty.subjects, tr.task_user_state(self.store, u.id)))
                     count += 1
         for u in active:
             if u.id in full:
                 with _USER_LOCKS(u.id):
-                    self._full(loaded, u)
+                    self._guarded(u, lambda u=u: self._full(loaded, u))  # type: ignore[misc]
                 count += 1
         if last != since:
             tr.set_state(self.store, tr.PROCESSED_SEQ, last)
         return count
+
+    def _guarded(self, user: StoredUser, compute_user: Callable[[], int]) -> int:
+        """One user's computation in a round: whatever fails in it (short of the database, or an interruption)
+        is logged and the round goes on with the next user; the user's state is forgotten, so the next round
+        recomputes them in full instead of losing the changes this one was about."""
+        if self._stopping:
+            raise ComputationInterrupted("the service is stopping")
+        try:
+            return compute_user()
+        except (ComputationInterrupted, SQLAlchemyError):
+            raise
+        except Exception:
+            log.exception("computing the tasks of %s failed; they are recomputed in full next round",
+                          user.username)
+            tr.forget_task_user(self.store, user.id)
+            return 0
 
     def note_write(self, user: StoredUser) -> None:
         """Remember that ``user`` just wrote documents (called by the API after a committed write), so that
@@ -413,33 +541,56 @@ class TaskService:
             return None
         if user.disabled or not user.roles or self._is_current(user, loaded, fresh):
             return fresh.task_seq
+        gave_up = self._gave_up.get(user.id)
+        if gave_up is not None and gave_up[0] == loaded.version and time.monotonic() - gave_up[1] < READ_RETRY_S:
+            return fresh.task_seq  # a read just gave up computing them: the worker's business for a while
         lock = _USER_LOCKS(user.id)
         if not lock.acquire(timeout=REFRESH_WAIT_S):
             return fresh.task_seq
         try:
-            user = self.store.users.get_by_id(user.id)  # the account as stored now
-            state = tr.task_user_state(self.store, user.id)
-            if self._needs_full(user, state, loaded.version):
-                self._full(loaded, user)
-            elif task_scope(user).empty:
-                pass  # no tasks to bring up to date (an admin without a place)
-            elif self.others_to_worker and not self._own_write_pending(user, fresh):
-                if state is not None:  # other people's changes are the worker's; the local day is not
-                    self._new_day(loaded, user, state, self.clock())
-            elif (pending := self._pending(fresh)) is None:
-                pass  # an import is being worked off: the background worker gets there
-            else:
-                dirty, holders = pending
-                if dirty and self._identity_ids(user) & dirty.doc_ids:
-                    self._full(loaded, user)
-                elif dirty and (user.facility_id in dirty.places or user.settings_id in holders):
-                    self._incremental(loaded, user, dirty.subjects, state)
-                elif state is not None:
-                    self._new_day(loaded, user, state, self.clock())
-                self._refreshed[user.id] = fresh.last_seq
+            self._refresh_locked(user, loaded, fresh)
+        except ComputationInterrupted as exc:
+            # the read's deadline passed (program code stuck, or slow): answer from the stored documents and
+            # leave the user to the worker, whose rounds have no deadline
+            log.warning("computing the tasks of %s for a read stopped (%s): left to the worker", user.username, exc)
+            self._gave_up[user.id] = (loaded.version, time.monotonic())
+            return fresh.task_seq
         finally:
             lock.release()
+        self._gave_up.pop(user.id, None)
         return tr.user_task_seq(self.store, user.settings_id)
+
+    def _read_budget(self) -> Budget:
+        """What a read's computation may cost: with a worker to leave the rest to, ``read_compute_s``."""
+        seconds = self.limits.read_compute_s if self.others_to_worker else None
+        return Budget(max_aborts=self.limits.max_aborts,
+                      deadline=None if seconds is None else time.monotonic() + seconds)
+
+    def _budget(self) -> Budget:
+        return Budget(max_aborts=self.limits.max_aborts)
+
+    def _refresh_locked(self, user: StoredUser, loaded: _Loaded, fresh: tr.Freshness) -> None:
+        budget = self._read_budget()
+        user = self.store.users.get_by_id(user.id)  # the account as stored now
+        state = tr.task_user_state(self.store, user.id)
+        if self._needs_full(user, state, loaded.version):
+            self._full(loaded, user, budget)
+        elif task_scope(user).empty:
+            pass  # no tasks to bring up to date (an admin without a place)
+        elif self.others_to_worker and not self._own_write_pending(user, fresh):
+            if state is not None:  # other people's changes are the worker's; the local day is not
+                self._new_day(loaded, user, state, self.clock(), budget)
+        elif (pending := self._pending(fresh)) is None:
+            pass  # an import is being worked off: the background worker gets there
+        else:
+            dirty, holders = pending
+            if dirty and self._identity_ids(user) & dirty.doc_ids:
+                self._full(loaded, user, budget)
+            elif dirty and (user.facility_id in dirty.places or user.settings_id in holders):
+                self._incremental(loaded, user, dirty.subjects, state, budget)
+            elif state is not None:
+                self._new_day(loaded, user, state, self.clock(), budget)
+            self._refreshed[user.id] = fresh.last_seq
 
     def _pending(self, fresh: tr.Freshness) -> tuple[_Dirty, _Holders] | None:
         """What the changes no round has processed yet made dirty, and who holds task documents for it; None
@@ -479,7 +630,7 @@ class TaskService:
                 for u in self.store.users.list_all(include_disabled=False):
                     if u.roles:
                         with _USER_LOCKS(u.id):
-                            self._full(loaded, u)
+                            self._guarded(u, lambda u=u: self._full(loaded, u))  # type: ignore[misc]
             if last > since:
                 tr.set_state(self.store, tr.PROCESSED_SEQ, last)
 
@@ -488,30 +639,38 @@ class TaskService:
         Ready -> Failed), or a full recompute when theirs is ``full_recompute_days`` old. Returns the task
         documents written."""
         with _ROUND_LOCK:
-            loaded = self._current()
-            if loaded is None:
-                return 0
-            now = self.clock()
-            if loaded.version == self._day_checked[0] and now < self._day_checked[1]:
-                return 0  # everyone was current at the last check, and no local midnight has come since
-            states = tr.task_user_states(self.store)
-            written = 0
-            zones: set[str] = set()
-            for u in self.store.users.list_all(include_disabled=False):
-                zones.add(self._tz(u))
-                state = states.get(u.id)
-                if state is None or not u.roles or task_scope(u).empty or self._day_is_current(u, state, now):
-                    continue  # never computed (the next process_changes does it in full), no tasks, or current
-                with _USER_LOCKS(u.id):
-                    state = tr.task_user_state(self.store, u.id)  # a refresh may have got there first
-                    if state is not None:
-                        written += self._new_day(loaded, u, state, now)
-            # Until the next local midnight of any user's zone nobody's day can change, but a new account may
-            # bring a zone not seen here: the check runs again after a minute at most. (At 300 users, checking
-            # every round cost the worker a tenth of a core while nothing could change.)
-            next_midnight = min((_next_local_midnight(now, tz) for tz in zones), default=now + DAY_CHECK_MAX_MS)
-            self._day_checked = (loaded.version, min(now + DAY_CHECK_MAX_MS, next_midnight))
-            return written
+            try:
+                return self._advance_time()
+            except ComputationInterrupted as exc:
+                log.info("midnight updates interrupted (%s)", exc)
+                return 1
+
+    def _advance_time(self) -> int:
+        loaded = self._current()
+        if loaded is None:
+            return 0
+        now = self.clock()
+        if loaded.version == self._day_checked[0] and now < self._day_checked[1]:
+            return 0  # everyone was current at the last check, and no local midnight has come since
+        states = tr.task_user_states(self.store)
+        written = 0
+        zones: set[str] = set()
+        for u in self.store.users.list_all(include_disabled=False):
+            zones.add(self._tz(u))
+            state = states.get(u.id)
+            if state is None or not u.roles or task_scope(u).empty or self._day_is_current(u, state, now):
+                continue  # never computed (the next process_changes does it in full), no tasks, or current
+            with _USER_LOCKS(u.id):
+                state = tr.task_user_state(self.store, u.id)  # a refresh may have got there first
+                if state is not None:
+                    written += self._guarded(
+                        u, lambda u=u, state=state: self._new_day(loaded, u, state, now))  # type: ignore[misc]
+        # Until the next local midnight of any user's zone nobody's day can change, but a new account may
+        # bring a zone not seen here: the check runs again after a minute at most. (At 300 users, checking
+        # every round cost the worker a tenth of a core while nothing could change.)
+        next_midnight = min((_next_local_midnight(now, tz) for tz in zones), default=now + DAY_CHECK_MAX_MS)
+        self._day_checked = (loaded.version, min(now + DAY_CHECK_MAX_MS, next_midnight))
+        return written
 
     def _day_is_current(self, user: StoredUser, state: tr.TaskUserState, now: int) -> bool:
         """The user's documents are advanced to their local day and no full recompute is due for it."""
@@ -519,13 +678,14 @@ class TaskService:
         last_full = date.fromisoformat(_local_day(state.full_at, self._tz(user)))
         return state.local_day == today and (date.fromisoformat(today) - last_full).days < self.full_recompute_days
 
-    def _new_day(self, loaded: _Loaded, user: StoredUser, state: tr.TaskUserState, now: int) -> int:
+    def _new_day(self, loaded: _Loaded, user: StoredUser, state: tr.TaskUserState, now: int,
+                 budget: Budget | None = None) -> int:
         """A new local day for ``user``: the full recompute when ``full_recompute_days`` have passed since the
         last one, else the temporal update of their open documents (the caller holds the user's lock)."""
         today = self._today(user, now)
         last_full = date.fromisoformat(_local_day(state.full_at, self._tz(user)))
         if (date.fromisoformat(today) - last_full).days >= self.full_recompute_days:
-            return self._full(loaded, user)
+            return self._full(loaded, user, budget)
         if state.local_day != today:
             written = self._temporal(user, state)
             return written + self._supervise(loaded, user)
@@ -533,7 +693,7 @@ class TaskService:
 
     # -- one user
 
-    def _computed(self, user: StoredUser, run: Callable[[], Result]) -> Result:
+    def _computed(self, user: StoredUser, run: Callable[[], Result], version: int | None = None) -> Result:
         """Run a computation of ``user`` and store its writes, again when another process wrote the user's task
         documents in between (their newest sequence number is checked at the write): within a process the
         user's lock excludes that, across processes (the API's read-your-writes and a worker process) this
@@ -542,15 +702,16 @@ class TaskService:
             seq = tr.user_task_seq(self.store, user.settings_id)
             result = run()
             try:
-                self._store_result(user, result, expect=(user.settings_id, seq))
+                self._store_result(user, result, expect=(user.settings_id, seq), version=version)
                 return result
             except TaskDocsChangedError:
                 log.info("task documents of %s changed during their computation: computing again", user.username)
         result = run()
-        self._store_result(user, result)  # a last attempt: with the engine's dedup, the next round mends a race
+        self._store_result(user, result, version=version)  # a last attempt: the engine's dedup mends a race
         return result
 
-    def _full(self, loaded: _Loaded, user: StoredUser) -> int:
+    def _full(self, loaded: _Loaded, user: StoredUser, budget: Budget | None = None) -> int:
+        budget = budget or self._budget()
         now = self.clock()
         tz = self._tz(user)
         who = self.store.engine_user(user)
@@ -565,11 +726,11 @@ class TaskService:
             if self.workers > 1 and len(contacts) > 2000:
                 source = self._parallel(loaded)
                 batch = 2000
-            with loaded.runtime_lock:
+            with _turn(loaded, budget):
                 return compute(source, docs=[*contacts, *reports], task_docs=existing, user=who, now_ms=now,
-                               tz=tz, collect_errors=True, batch_size=batch)
+                               tz=tz, collect_errors=True, batch_size=batch, budget=budget)
 
-        result = self._computed(user, run)
+        result = self._computed(user, run, loaded.version)
         self._supervise(loaded, user, always=True)
         self._identity[user.id] = (user.updated_at, self._identity_of(user))
         tr.save_task_user_state(self.store, tr.TaskUserState(user.id, loaded.version, _fingerprint(user),
@@ -577,7 +738,8 @@ class TaskService:
         return len(result.writes)
 
     def _incremental(self, loaded: _Loaded, user: StoredUser, subjects: set[str],
-                     state: tr.TaskUserState | None) -> int:
+                     state: tr.TaskUserState | None, budget: Budget | None = None) -> int:
+        budget = budget or self._budget()
         now = self.clock()
         tz = self._tz(user)
 
@@ -598,11 +760,11 @@ class TaskService:
                 others = [d for d in self.store.task_docs(user, states=_OPEN_STATES)
                           if d.get("requester") not in wanted and not is_supervisor_doc(d)]
             who = self.store.engine_user(user)
-            with loaded.runtime_lock:
+            with _turn(loaded, budget):
                 return compute(loaded.program, docs=docs, task_docs=touched, untouched_task_docs=others,
-                               subjects=wanted, user=who, now_ms=now, tz=tz, collect_errors=True)
+                               subjects=wanted, user=who, now_ms=now, tz=tz, collect_errors=True, budget=budget)
 
-        result = self._computed(user, run)
+        result = self._computed(user, run, loaded.version)
         self._supervise(loaded, user)
         if state is not None and state.local_day != _local_day(now, tz):  # a write only when the day moved
             tr.save_task_user_state(self.store, tr.TaskUserState(
@@ -653,17 +815,27 @@ class TaskService:
                 continue  # another process wrote the user's documents meanwhile: read them again
         return 0
 
-    def _store_result(self, user: StoredUser, result: Result, *, expect: tuple[str, int] | None = None) -> None:
+    def _store_result(self, user: StoredUser, result: Result, *, expect: tuple[str, int] | None = None,
+                      version: int | None = None) -> None:
         if result.writes:
             self.store.write_task_docs(result.writes, expect=expect)
-        for err in result.errors:
-            self._record_error(user, err)
+        if result.errors:
+            self._record_errors(user, result.errors, version)
 
-    def _record_error(self, user: StoredUser, err: ConfigCodeError) -> None:
-        log.warning("program code error for user %s: %s", user.username, err)
-        entry = {k: v for k, v in err.__dict__.items() if v not in (None, "", {})}
-        entry.update(user=user.username, at=self.clock(), text=str(err))
-        self._errors.append(entry)
+    def _record_errors(self, user: StoredUser, errors: Sequence[ConfigCodeError], version: int | None) -> None:
+        """Log a computation's program errors (one line) and store them for admins (``program_errors``)."""
+        log.warning("program code failed for %d container(s) of %s (their task documents are kept); first: %s",
+                    len(errors), user.username, errors[0])
+        at = int(time.time() * 1000)  # when it was seen, even under a frozen task clock (kazi serve --now)
+        events = [perr.ErrorEvent(
+            program_version=version, kind=e.kind, message=e.message, definition_index=e.definition_index,
+            definition_name=e.definition_name, contact_id=e.contact_id,
+            report_id=_text(e.details.get("report_id")), file=e.file or None, callback=e.callback,
+            stack=e.stack or None, user=user.username, process=self.process, at=at) for e in errors]
+        try:
+            perr.record(self.store, events, max_rows=self.limits.max_stored_errors)
+        except SQLAlchemyError:
+            log.exception("storing %d program error(s) failed", len(events))
 
     # -- dirty tracking
 
@@ -731,7 +903,7 @@ class TaskService:
         if loaded.parallel is None:
             from kazi.workers import ParallelEmissionSource
 
-            loaded.parallel = ParallelEmissionSource(loaded.program.path, self.workers)
+            loaded.parallel = ParallelEmissionSource(loaded.program.path, self.workers, self.limits)
         return loaded.parallel
 
     # ----------------------------------------------------------------------------------------------------
@@ -840,6 +1012,9 @@ def _materialize(files: dict[str, str], override: dict[str, Any] | None
 
 
 def _close_loaded(loaded: _Loaded) -> None:
+    """Free a program version's runtime, processes and folder; a computation still running on it (another
+    thread's read of a program just replaced) is ended first: it would otherwise hold the runtime."""
+    loaded.interrupt()
     if loaded.parallel is not None:
         loaded.parallel.close()
     runtime = loaded.program._js_runtime
@@ -848,6 +1023,30 @@ def _close_loaded(loaded: _Loaded) -> None:
         if callable(close):
             close()
     loaded.folder.cleanup()
+
+
+@contextmanager
+def _turn(loaded: _Loaded, budget: Budget | None) -> Iterator[None]:
+    """The program's runtime for one computation; with a deadline, waited for until it passes only."""
+    left = budget.remaining() if budget is not None else None
+    if not loaded.runtime_lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
+        raise ComputationInterrupted("another computation held the program's runtime until the deadline")
+    try:
+        yield
+    finally:
+        loaded.runtime_lock.release()
+
+
+def _preflight_problem(err: ConfigCodeError) -> Problem:
+    """A pre-flight failure as a validation problem: where (file, definition, contact) and what."""
+    callback = f"{err.callback}: " if err.callback else ""
+    return Problem("error", err.file or "tasks", f"{callback}{err.kind}: {err.message}", rule="preflight",
+                   definition_index=err.definition_index, definition_name=err.definition_name,
+                   contact_id=err.contact_id, report_id=_text(err.details.get("report_id")))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _next_local_midnight(now_ms: int, tz: str) -> int:

@@ -246,6 +246,30 @@ service_state = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+program_errors = Table(
+    "program_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # what one error is aggregated by, hashed (sha256 hex) so that one unique index holds it whatever its size
+    Column("key", String(64), nullable=False, unique=True),
+    Column("program_version", Integer),  # NULL: no version yet (a pre-flight of a new version is not stored)
+    Column("definition_index", Integer),
+    Column("definition_name", String),
+    Column("contact_id", String),
+    Column("report_id", String),
+    Column("kind", String(16), nullable=False),  # exception | timeout | memory | size
+    Column("message", Text, nullable=False),
+    Column("file", String),
+    Column("callback", String),
+    Column("stack", Text),  # the last occurrence's, cut to a few KB
+    Column("last_user", String),  # the username of the last computation it happened in
+    Column("last_process", String(16)),  # api | worker: the process that saw it last
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", BigInteger, nullable=False),  # epoch ms
+    Column("last_seen", BigInteger, nullable=False),
+    Index(None, "last_seen"),
+)
+
 task_users = Table(
     "task_users",
     metadata,

@@ -257,3 +257,16 @@ def add_program(store: Store, *, kind: str, files: dict[str, str], settings_over
             settings_override=orjson.dumps(settings_override).decode() if settings_override is not None else None,
             warnings=orjson.dumps(warnings).decode(), loaded_at=loaded_at, active=True))
     return version
+
+
+def sample_contact_ids(store: Store, place_id: str, limit: int) -> list[str]:
+    """Up to ``limit`` contacts at or below ``place_id``, picked at random (a new program version's
+    pre-flight: random so that successive trials see different parts of the population)."""
+    if limit <= 0:
+        return []
+    query = (select(docs.c.id)
+             .where(docs.c.kind == CONTACT, docs.c.deleted.is_(False),
+                    docs.c.id.in_(select(doc_ancestors.c.doc_id).where(doc_ancestors.c.ancestor_id == place_id)))
+             .order_by(func.random()).limit(limit))
+    with db.reader(store.engine).begin() as conn:
+        return list(conn.scalars(query))

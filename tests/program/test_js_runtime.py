@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kazi.engine.budget import Budget
 from kazi.engine.permissions import has_any_permission, has_permissions
-from kazi.errors import ConfigCodeError
+from kazi.errors import ComputationInterrupted, ConfigCodeError
 from kazi.program.js.runtime import JsProgramSpec, JsRuntime
+from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, load_program
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "js_programs"
@@ -316,6 +320,8 @@ def test_collect_skips_the_runaway_container_only(sandbox: JsRuntime) -> None:
 
 
 def test_a_memory_bomb_is_a_memory_error_and_the_process_lives(sandbox: JsRuntime) -> None:
+    # filling 64 MiB takes V8 about 0.3 s, near the 0.5 s limit on a busy machine: time is not what this tests
+    sandbox.time_limit_s = 10.0
     with pytest.raises(ConfigCodeError) as caught:
         sandbox.emit(people("memory"))
     err = caught.value
@@ -420,3 +426,83 @@ def test_module_code_may_shadow_the_cht_globals() -> None:
         assert emissions[0]["actions"][0]["content"]["v"] == ["mine", "me", "function"]
     finally:
         runtime.close()
+
+
+# -- what failing code may cost a computation ---------------------------------------------------------------
+
+
+def test_a_container_too_large_is_not_run_and_the_others_are() -> None:
+    program = load_program(SANDBOX)
+    assert program.js_spec is not None
+    runtime = JsRuntime(program.js_spec, time_limit_s=TIME_LIMIT_S, memory_limit=MEMORY_LIMIT,
+                        max_container_bytes=100_000)
+    try:
+        runtime.begin(tz="UTC", now_ms=NOW_MS, user=None, roles=[])
+        batch = people("ok", "ok", "ok")
+        batch[1]["contact"]["notes"] = "x" * 200_000
+        emissions, errors = runtime.emit(batch, collect=True)
+        assert ids(emissions) == sorted(f"c{i}-ok~0~sandbox.{d}" for i in (0, 2) for d in ("harmless", "misbehave"))
+        assert [(e.kind, e.contact_id) for e in errors] == [("size", "c1-ok")]
+        with pytest.raises(ConfigCodeError):
+            runtime.emit(batch)
+    finally:
+        runtime.close()
+
+
+@quiet_recovery
+def test_an_abort_at_an_unknown_place_splits_the_batch_until_the_culprit_is_alone(
+        sandbox: JsRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # as when the limit is hit while V8 reads the batch's JSON: the runtime cannot say which container ran
+    monkeypatch.setattr(sandbox, "_where_after_abort", lambda: {})
+    batch = people("ok", "ok", "ok", "loop", "ok", "ok")
+    emissions, errors = sandbox.emit(batch, collect=True)
+    assert ids(emissions) == sorted(f"c{i}-ok~0~sandbox.{d}" for i in (0, 1, 2, 4, 5)
+                                    for d in ("harmless", "misbehave"))
+    assert [(e.kind, e.contact_id) for e in errors] == [("timeout", "c3-loop")]
+
+
+@quiet_recovery
+def test_a_spent_budget_abandons_the_rest_of_the_computation(sandbox: JsRuntime) -> None:
+    budget = Budget(max_aborts=1)
+    started = time.monotonic()
+    emissions, errors = sandbox.emit(people("loop", "loop", "loop", "loop", "ok"), collect=True, budget=budget)
+    assert time.monotonic() - started < 6 * TIME_LIMIT_S  # two aborts, not one per container
+    assert [(e.kind, e.contact_id) for e in errors[:2]] == [("timeout", "c0-loop"), ("timeout", "c1-loop")]
+    assert errors[-1].contact_id is None and "abandoned" in errors[-1].message
+    assert sandbox.emit(people("ok"), collect=True, budget=budget) == ([], [])  # nothing more runs
+    assert len(sandbox.emit(people("ok"))[0]) == 2  # another computation does
+
+
+def test_a_deadline_interrupts_the_computation(sandbox: JsRuntime) -> None:
+    budget = Budget(deadline=time.monotonic() + 0.2)
+    with pytest.raises(ComputationInterrupted) as caught:
+        sandbox.emit(people("ok", "loop"), collect=True, budget=budget)
+    assert caught.value.where.get("contact") == "c1-loop"
+    assert len(sandbox.emit(people("ok"))[0]) == 2
+
+
+def test_interrupt_ends_a_running_call_from_another_thread() -> None:
+    program = load_program(SANDBOX)
+    assert program.js_spec is not None
+    runtime = JsRuntime(program.js_spec, time_limit_s=60, memory_limit=MEMORY_LIMIT)
+    try:
+        runtime.begin(tz="UTC", now_ms=NOW_MS, user=None, roles=[])
+        threading.Timer(0.5, runtime.interrupt).start()
+        started = time.monotonic()
+        with pytest.raises(ComputationInterrupted):
+            runtime.emit(people("loop"), collect=True)
+        assert time.monotonic() - started < 5
+        with pytest.raises(ComputationInterrupted):  # and no later call runs
+            runtime.emit(people("ok"))
+    finally:
+        runtime.close()
+
+
+def test_limits_come_from_the_environment() -> None:
+    limits = ProgramLimits.from_env({"KAZI_PROGRAM_TIME_LIMIT_S": "2.5", "KAZI_PROGRAM_MEMORY_MB": "64",
+                                     "KAZI_PREFLIGHT_CONTAINERS": "0", "KAZI_PROGRAM_MAX_ABORTS": ""})
+    assert (limits.time_limit_s, limits.memory_bytes, limits.preflight_containers, limits.max_aborts) == (
+        2.5, MEMORY_LIMIT, 0, ProgramLimits().max_aborts)
+    for bad in ({"KAZI_PROGRAM_TIME_LIMIT_S": "0"}, {"KAZI_READ_COMPUTE_S": "-1"}, {"KAZI_PROGRAM_MEMORY_MB": "x"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ProgramLimits.from_env(bad)

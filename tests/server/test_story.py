@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kazi.demo import PROGRAM_DIR
+from kazi.errors import ProgramError
+from kazi.program.limits import ProgramLimits
 from kazi.server.service import TaskService
 from kazi.store import Store
 
@@ -187,10 +189,19 @@ def test_midnight_read_your_writes_and_program_errors(store: Store, tmp_path: An
   actions: [{ form: 'visit' }],
 }];
 """)
-    boom = TaskService(store, clock=lambda: now[0])
+    # the pre-flight over the stored population refuses it (client7 is in the sample: the whole facility)
+    with pytest.raises(ProgramError, match="client7"):
+        TaskService(store, clock=lambda: now[0]).load_program(program)
+    # loaded without the pre-flight, client7's container fails: its tasks of the previous version are kept as
+    # they were (its emissions are unknown, not none), every other person gets the new program's
+    before = {d["_id"]: d for d in store.task_docs(sup) if d.get("owner") == "client7"}
+    boom = TaskService(store, clock=lambda: now[0], limits=ProgramLimits(preflight_containers=0))
     boom.load_program(program)
     boom.process_changes()
     errors = boom.errors()
     assert len(errors) == 1 and errors[0]["contact_id"] == "client7" and "boom" in errors[0]["text"]
-    assert boom.tasks(sup, limit=1000).total == len(facility()) - 3 - 1 - CLIENTS  # every person but client7
+    assert errors[0]["count"] == 1 and errors[0]["last_process"] == "api"
+    assert {d["_id"]: d for d in store.task_docs(sup) if d.get("owner") == "client7"} == before
+    ready = sum(1 for d in before.values() if d["state"] == "Ready")
+    assert boom.tasks(sup, limit=1000).total == len(facility()) - 3 - 1 - CLIENTS + ready  # + client7's own
     boom.close()

@@ -10,11 +10,14 @@ containers, one round trip per batch. See docs/engine.md for the measurements be
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import json
 import re
 import threading
 import weakref
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -22,13 +25,17 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from py_mini_racer import JSOOMException, JSParseException, JSTimeoutException, MiniRacer
+from py_mini_racer import JSOOMException, JSParseException, JSTimeoutException, MiniRacer, mini_racer
 
 from kazi.engine import dates
-from kazi.errors import ConfigCodeError
+from kazi.engine.budget import Budget
+from kazi.errors import ComputationInterrupted, ConfigCodeError
+from kazi.program.limits import ProgramLimits
 
-DEFAULT_TIME_LIMIT_S = 10.0
-DEFAULT_MEMORY_LIMIT = 1024 * 1024 * 1024
+_DEFAULTS = ProgramLimits()
+DEFAULT_TIME_LIMIT_S = _DEFAULTS.time_limit_s
+DEFAULT_MEMORY_LIMIT = _DEFAULTS.memory_bytes
+DEFAULT_MAX_CONTAINER_BYTES = _DEFAULTS.max_container_bytes
 
 _SOURCES: dict[str, str] = {}
 _STACK_FILE = re.compile(r"\(?([^()\s]+\.js):(\d+):(\d+)\)?")
@@ -67,16 +74,21 @@ def _may_apply(filters: list[Any], c: dict[str, Any]) -> bool:
     return False
 
 
-def _encode_batch(batch: list[dict[str, Any]]) -> str:
-    """A batch as a JavaScript string literal holding its JSON (V8's JSON.parse beats parsing literals).
+class _Abandoned(Exception):  # noqa: N818 - control flow inside the runtime, never seen outside
+    """The computation's budget is spent: what it produced so far and the errors to report."""
 
-    orjson is ~4x faster than the standard library here, which matters at 300k containers; it refuses
-    what JSON cannot carry faithfully (e.g. integers beyond 64 bits), and then the standard encoder runs.
-    """
+    def __init__(self, emissions: list[dict[str, Any]], errors: list[ConfigCodeError]) -> None:
+        super().__init__("abandoned")
+        self.emissions = emissions
+        self.errors = errors
+
+
+def _encode_one(container: dict[str, Any]) -> bytes:
+    """A container's JSON (orjson, or the standard encoder for what orjson refuses: integers beyond 64 bits)."""
     try:
-        return orjson.dumps(orjson.dumps(batch).decode()).decode()
+        return orjson.dumps(container)
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(json.dumps(batch, separators=(",", ":")))
+        return json.dumps(container, separators=(",", ":")).encode()
 
 
 def _source(name: str) -> str:
@@ -153,64 +165,165 @@ class JsProgramSpec:
 
 
 _LIVE: weakref.WeakSet[JsRuntime] = weakref.WeakSet()
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_GUARD = threading.Lock()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for V8 calls (a daemon thread): a call runs there as a task, which
+    :meth:`JsRuntime.interrupt` can cancel from any thread, ending the JavaScript that runs (mini-racer's
+    synchronous ``eval`` offers only its own time limit)."""
+    global _LOOP
+    with _LOOP_GUARD:
+        if _LOOP is None or _LOOP.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="kazi-v8-calls", daemon=True).start()
+            _LOOP = loop
+        return _LOOP
+
+
+async def _eval_within(ctx: MiniRacer, code: str, timeout_s: float) -> Any:
+    try:
+        return await asyncio.wait_for(ctx.eval_cancelable(code), timeout=timeout_s)
+    except TimeoutError:
+        raise JSTimeoutException from None
+
+
+def interrupt_all() -> None:
+    """End every running call of program code in this process, and refuse further ones (process shutdown)."""
+    for runtime in list(_LIVE):
+        runtime.interrupt()
 
 
 @atexit.register
 def _close_all() -> None:
     # mini-racer's context destructor waits on its V8 thread; run from a garbage-collection pass at
-    # interpreter shutdown it can wait forever, so contexts are closed while everything still runs.
+    # interpreter shutdown it can wait forever, so contexts are closed while everything still runs (after
+    # ending any call still running in another thread).
     for runtime in list(_LIVE):
+        runtime.interrupt()
         runtime.close()
 
 
 class JsRuntime:
-    """One V8 context holding one program. Not thread-safe: use one per thread or process."""
+    """One V8 context holding one program. Not thread-safe: use one per thread or process (a lock keeps
+    two threads from interleaving calls; :meth:`interrupt` and :meth:`close` may come from any thread)."""
 
     def __init__(
         self, spec: JsProgramSpec, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT, max_container_bytes: int = DEFAULT_MAX_CONTAINER_BYTES,
     ) -> None:
         self.spec = spec
         self.time_limit_s = time_limit_s
         self.memory_limit = memory_limit
-        self._lock = threading.Lock()
+        self.max_container_bytes = max_container_bytes
+        self._lock = threading.RLock()
         self._ctx: MiniRacer | None = None
+        self._maker: AbstractContextManager[MiniRacer] | None = None
+        self._pending: concurrent.futures.Future[Any] | None = None
+        self._interrupted = False
         self._zones: set[str] = set()
         self._begin_args: tuple[str, float, dict[str, Any] | None, list[str]] | None = None
         self._filters: list[Any] | None = None
         _LIVE.add(self)
 
+    @classmethod
+    def with_limits(cls, spec: JsProgramSpec, limits: ProgramLimits) -> JsRuntime:
+        return cls(spec, time_limit_s=limits.time_limit_s, memory_limit=limits.memory_bytes,
+                   max_container_bytes=limits.max_container_bytes)
+
     # -- lifecycle --------------------------------------------------------------------------------
     def _context(self) -> MiniRacer:
+        if self._interrupted:
+            raise ComputationInterrupted("the program's runtime was stopped")
         if self._ctx is None:
-            ctx = MiniRacer()
-            ctx.set_hard_memory_limit(self.memory_limit)
-            ctx.eval(_source("date_shim.js"))
-            ctx.eval(_source("runtime.js"))
-            ctx.eval(f"__kazi.loadProgram({self.spec.to_json()})")
-            self._ctx = ctx
+            maker = mini_racer(_loop())
+            ctx = maker.__enter__()
+            self._ctx, self._maker = ctx, maker
             self._zones = set()
+            try:
+                ctx.set_hard_memory_limit(self.memory_limit)
+                self._call(ctx, _source("date_shim.js"), self.time_limit_s)
+                self._call(ctx, _source("runtime.js"), self.time_limit_s)
+                self._call(ctx, f"__kazi.loadProgram({self.spec.to_json()})", self.time_limit_s)
+            except BaseException:
+                self._reset()
+                raise
+            return ctx
         return self._ctx
 
+    def _call(self, ctx: MiniRacer, code: str, timeout_s: float) -> Any:
+        """One call into V8 under a time limit, cancelable by :meth:`interrupt`."""
+        if self._interrupted:
+            raise ComputationInterrupted("the program's runtime was stopped")
+        future = asyncio.run_coroutine_threadsafe(_eval_within(ctx, code, max(timeout_s, 0.001)), _loop())
+        self._pending = future
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            self._reset()
+            raise ComputationInterrupted("the program's runtime was stopped") from None
+        finally:
+            self._pending = None
+
+    def interrupt(self) -> None:
+        """End the running call, if any, and refuse every later one: the process is stopping, or the program
+        is being replaced. Safe from any thread; the computation that was running raises
+        :class:`ComputationInterrupted`."""
+        self._interrupted = True
+        pending = self._pending
+        if pending is not None:
+            pending.cancel()
+
     def close(self) -> None:
+        pending = self._pending
+        if pending is not None:  # a call of another thread: end it, so that the context is free
+            pending.cancel()
+        # the thread that ran it lets go at once; one that does not (stuck outside V8) keeps the context,
+        # rather than holding up a process that is stopping
+        if not self._lock.acquire(timeout=5.0):
+            return
+        try:
+            self._free()
+        finally:
+            self._lock.release()
+
+    def _free(self) -> None:
         self._begin_args = None
         self._filters = None
-        if self._ctx is not None:
-            ctx, self._ctx = self._ctx, None
-            ctx.close()
+        maker, self._maker, self._ctx = self._maker, None, None
+        if maker is not None:
+            maker.__exit__(None, None, None)
 
     def _reset(self) -> None:
         # After a timeout or an out-of-memory end the context may hold half-built state: start over.
         try:
-            self.close()
+            self._free()
         except Exception:  # noqa: BLE001 - a dead context may fail to close; it is dropped anyway
             self._ctx = None
+            self._maker = None
 
-    def _eval(self, code: str) -> Any:
+    def _eval(self, code: str, budget: Budget | None = None) -> Any:
+        """A call under the time limit, shortened to the computation's deadline; past the deadline the
+        computation is interrupted (the context is reset: the call may have stopped anywhere)."""
         ctx = self._context()
-        return ctx.eval(code, timeout_sec=self.time_limit_s)
+        limit = self.time_limit_s
+        left = budget.remaining() if budget is not None else None
+        if left is not None:
+            if left <= 0:
+                raise ComputationInterrupted("the computation's deadline passed")
+            limit = min(limit, left)
+        try:
+            return self._call(ctx, code, limit)
+        except JSTimeoutException:
+            if budget is not None and budget.expired():
+                where = self._where_after_abort()
+                self._reset()
+                raise ComputationInterrupted("the computation's deadline passed",
+                                             where if where.get("container", -1) != -1 else None) from None
+            raise
 
-    def _settled(self) -> str | None:
+    def _settled(self, budget: Budget | None = None) -> str | None:
         """After a call that ran program code: ``None`` if V8 is idle, else why it is not (and reset it).
 
         mini-racer runs promise callbacks (``then``, ``await``) left by a call right *after* the call
@@ -218,7 +331,7 @@ class JsRuntime:
         it belongs to. A trivial call with the time limit finds out, and closing the context ends it.
         """
         try:
-            self._eval("0")
+            self._eval("0", budget)
         except _ABORTS as exc:
             self._reset()
             return _abort_kind(exc)
@@ -269,11 +382,11 @@ class JsRuntime:
     def _compile_error(self, path: str) -> tuple[str, str]:
         """(``path:line``, message) of the syntax error in a module; message ``""`` when it compiles."""
         ctx = self._context()
-        source = ctx.eval(f"__kazi.source({json.dumps(path)})")
+        source = self._call(ctx, f"__kazi.source({json.dumps(path)})", self.time_limit_s)
         if not isinstance(source, str):
             return path, ""
         try:
-            ctx.eval(source + "\n;0", timeout_sec=self.time_limit_s)  # compiled, not run; no function handed back
+            self._call(ctx, source + "\n;0", self.time_limit_s)  # compiled, not run; no function handed back
         except JSParseException as exc:
             text = str(exc)
             m = _PARSE_LINE.match(text)
@@ -303,22 +416,25 @@ class JsRuntime:
         origin = e.get("definitionFile")
         return origin if isinstance(origin, str) and origin in self.spec.files else self.spec.entry
 
-    def begin(self, *, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str]) -> None:
+    def begin(self, *, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str],
+              budget: Budget | None = None) -> None:
         """Set the computation's zone, instant, user and roles for the next :meth:`emit` calls.
 
         It evaluates the program once (to learn which definitions can apply to whom), under the time and
         memory limits: a runaway top level raises :class:`ConfigCodeError`.
         """
         with self._lock:
-            self._begin(tz, now_ms, user, roles)
+            self._begin(tz, now_ms, user, roles, budget)
 
-    def _begin(self, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str]) -> None:
+    def _begin(self, tz: str, now_ms: float, user: dict[str, Any] | None, roles: list[str],
+               budget: Budget | None = None) -> None:
         ctx = self._context()
         if tz not in self._zones:
             instants, offsets = dates.transitions(tz)
             dst_instants, dst_flags = _dst_changes(tz)
-            ctx.eval(f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, {json.dumps(offsets)}, "
-                     f"{json.dumps(dst_instants)}, {json.dumps(dst_flags)})")
+            self._call(ctx, f"__kaziDate.defineZone({json.dumps(tz)}, {json.dumps(instants)}, "
+                       f"{json.dumps(offsets)}, {json.dumps(dst_instants)}, {json.dumps(dst_flags)})",
+                       self.time_limit_s)
             self._zones.add(tz)
         if self._begin_args == (tz, now_ms, user, roles):
             return  # same computation, next batch: the context already holds it
@@ -326,132 +442,196 @@ class JsRuntime:
         self._begin_args = (tz, now_ms, user, roles)
         self._filters = None
         try:
-            self._eval(f"__kazi.begin({json.dumps(spec)})")
-            self._filters = json.loads(self._eval("__kazi.filters()"))
+            self._eval(f"__kazi.begin({json.dumps(spec)})", budget)
+            self._filters = json.loads(self._eval("__kazi.filters()", budget))
         except _ABORTS as exc:
             self._reset()
             kind = _abort_kind(exc)
             raise ConfigCodeError(f"evaluating the program exceeded the {kind} limit of {self._limit_text(kind)}",
                                   file=self.spec.entry, kind=kind) from None
-        late = self._settled()
+        late = self._settled(budget)
         if late is not None:
             raise ConfigCodeError(f"asynchronous program code exceeded the {late} limit of "
                                   f"{self._limit_text(late)}", file=self.spec.entry, kind=late)
 
-    def emit(self, containers: list[dict[str, Any]], *, collect: bool = False) -> tuple[
-        list[dict[str, Any]], list[ConfigCodeError]
-    ]:
+    def emit(self, containers: list[dict[str, Any]], *, collect: bool = False, budget: Budget | None = None
+             ) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
         """Emissions of a batch of containers, and the errors of containers whose code failed.
 
         With ``collect=False`` the first error is raised as :class:`ConfigCodeError`; with
-        ``collect=True`` failing containers are skipped (their errors returned) and the rest go on,
-        a runaway container included: after a timeout the batch is resumed past the culprit.
+        ``collect=True`` failing containers are skipped (their errors returned) and the rest go on: a
+        container whose JSON exceeds ``max_container_bytes`` is not run at all, and a batch that exceeds
+        the time or memory limit is resumed past the container that was running, or split in halves until
+        the culprit is alone when that is not known. Each such abort spends ``budget``; once it is spent, the
+        rest of the computation is abandoned with one error that names no contact (the engine then keeps
+        every task document of the computation).
         """
         with self._lock:
+            if budget is not None and budget.exhausted:
+                return [], []
             if self._filters is not None:
                 containers = [c for c in containers if _may_apply(self._filters, c)]
-            return self._emit_batch(containers, collect) if containers else ([], [])
+            if not containers:
+                return [], []
+            kept, parts, errors = self._encoded(containers, collect)
+            try:
+                emissions, more = self._emit_batch(kept, parts, collect, budget) if kept else ([], [])
+            except _Abandoned as stop:
+                return stop.emissions, [*errors, *stop.errors]
+            return emissions, [*errors, *more]
 
-    def emit_encoded(self, batch_json: bytes, *, collect: bool = False) -> tuple[
-        list[dict[str, Any]], list[ConfigCodeError]
-    ]:
+    def emit_encoded(self, batch_json: bytes, *, collect: bool = False, budget: Budget | None = None
+                     ) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
         """:meth:`emit` for a batch already encoded as a JSON array (bytes), as worker processes get it.
 
-        The common case (no error) costs one V8 call and one decode; anything else (an error, a timeout)
-        takes the careful path of :meth:`emit` on the decoded batch.
+        The common case (no error) costs one V8 call and one decode; anything else (an error, a timeout,
+        a container too large) takes the careful path of :meth:`emit` on the decoded batch.
         """
         with self._lock:
-            payload = orjson.dumps(batch_json.decode()).decode()
-            try:
-                raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})")
-            except _ABORTS:
-                raw = None
-                self._restart()
-            if raw is not None and self._settled() is None:
+            if budget is not None and budget.exhausted:
+                return [], []
+            raw = None
+            if len(batch_json) <= self.max_container_bytes:
+                payload = orjson.dumps(batch_json.decode()).decode()
+                try:
+                    raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})", budget)
+                except _ABORTS:
+                    self._restart(budget)  # the careful path finds the culprit and spends the budget
+            if raw is not None and self._settled(budget) is None:
                 out = orjson.loads(raw)
                 if not out["errors"]:
                     return out["emissions"], []
-                self._restart()
+                self._restart(budget)
             containers = orjson.loads(batch_json)
-        return self.emit(containers, collect=collect)
+        return self.emit(containers, collect=collect, budget=budget)
 
-    def _emit_batch(self, batch: list[dict[str, Any]], collect: bool) -> tuple[
-        list[dict[str, Any]], list[ConfigCodeError]
+    def _encoded(self, containers: list[dict[str, Any]], collect: bool) -> tuple[
+        list[dict[str, Any]], list[bytes], list[ConfigCodeError]
     ]:
-        emissions: list[dict[str, Any]] = []
+        """Each container's JSON, apart from those over ``max_container_bytes`` (their errors): a document
+        stored before size limits existed (100 MB) would otherwise make every batch holding it exceed the
+        limits, and be found only after several aborts."""
+        kept: list[dict[str, Any]] = []
+        parts: list[bytes] = []
         errors: list[ConfigCodeError] = []
-        start = 0
-        while start < len(batch):
-            part = batch[start:]
-            payload = _encode_batch(part)
-            try:
-                raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})")
-            except _ABORTS as exc:
-                kind = _abort_kind(exc)
-                where = self._where_after_abort()
-                self._restart()
-                index = where.get("container", -1)
-                err = self._error({**where, "message": f"exceeded the {kind} limit of {self._limit_text(kind)}"},
-                                  kind, part)
-                if not collect or not isinstance(index, int) or index < 0:
-                    raise err from None
-                # Containers before the culprit are recomputed: their results were lost with the context.
-                before, errs_before = self._emit_batch(part[:index], collect)
-                emissions.extend(before)
-                errors.extend(errs_before)
-                errors.append(err)
-                start += index + 1
-                continue
-            late = self._settled()
-            if late is not None:
-                # A container left asynchronous code that ran away after the call: find which, one by one.
-                self._restart()
-                if len(part) == 1:
-                    err = self._error({"container": 0, "message": f"asynchronous program code (a promise "
-                                       f"callback) exceeded the {late} limit of {self._limit_text(late)}"},
-                                      late, part)
-                    if not collect:
-                        raise err
-                    errors.append(err)
-                    break
-                more, errs = self._emit_one_by_one(part, collect, late)
-                emissions.extend(more)
-                errors.extend(errs)
-                break
-            out = orjson.loads(raw)
-            emissions.extend(out["emissions"])
-            for e in out["errors"]:
-                err = self._error(e, "exception", part)
+        for c in containers:
+            data = _encode_one(c)
+            if len(data) > self.max_container_bytes:
+                contact = c.get("contact")
+                err = ConfigCodeError(
+                    message=f"the contact's documents take {len(data) / 1048576:.1f} MiB of JSON, more than the "
+                            f"{self.max_container_bytes / 1048576:g} MiB a container may: not computed",
+                    file=self.spec.entry, contact_id=contact.get("_id") if isinstance(contact, dict) else None,
+                    kind="size")
                 if not collect:
                     raise err
                 errors.append(err)
-            break
-        return emissions, errors
+                continue
+            kept.append(c)
+            parts.append(data)
+        return kept, parts, errors
 
-    def _emit_one_by_one(self, batch: list[dict[str, Any]], collect: bool, kind: str) -> tuple[
-        list[dict[str, Any]], list[ConfigCodeError]
-    ]:
-        emissions: list[dict[str, Any]] = []
+    def _emit_batch(self, batch: list[dict[str, Any]], parts: list[bytes], collect: bool,
+                    budget: Budget | None) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
+        if not batch:
+            return [], []
+        payload = orjson.dumps((b"[" + b",".join(parts) + b"]").decode()).decode()
+        try:
+            raw = self._eval(f"__kazi.emit({payload}, {'true' if collect else 'false'})", budget)
+        except _ABORTS as exc:
+            kind = _abort_kind(exc)
+            where = self._where_after_abort()
+            self._restart(budget)
+            index = where.get("container", -1)
+            known = isinstance(index, int) and 0 <= index < len(batch)
+            if known:
+                err = self._error({**where, "message": f"exceeded the {kind} limit of {self._limit_text(kind)}"},
+                                  kind, batch)
+            elif len(batch) == 1:
+                err = self._error({"container": 0, "message": f"exceeded the {kind} limit of "
+                                   f"{self._limit_text(kind)}"}, kind, batch)
+            else:
+                err = self._error({"message": f"a batch of {len(batch)} containers exceeded the {kind} limit of "
+                                   f"{self._limit_text(kind)}"}, kind, [])
+            if not collect:
+                raise err from None
+            if known:
+                self._spend(budget, err, [])
+                # Containers before the culprit are recomputed: their results were lost with the context.
+                before: tuple[list[dict[str, Any]], list[ConfigCodeError]] = ([], [])
+                try:
+                    before = self._emit_batch(batch[:index], parts[:index], collect, budget)
+                    after = self._emit_batch(batch[index + 1:], parts[index + 1:], collect, budget)
+                except _Abandoned as stop:
+                    raise _Abandoned([*before[0], *stop.emissions], [*before[1], err, *stop.errors]) from None
+                return [*before[0], *after[0]], [*before[1], err, *after[1]]
+            if len(batch) == 1:
+                self._spend(budget, err, [])
+                return [], [err]
+            return self._halves(batch, parts, collect, budget, err)
+        late = self._settled(budget)
+        if late is not None:
+            # A container left asynchronous code that ran away after the call: find which, half by half.
+            err = self._error({"container": 0, "message": f"asynchronous program code (a promise callback) "
+                               f"exceeded the {late} limit of {self._limit_text(late)}"}, late,
+                              batch if len(batch) == 1 else [])
+            if not collect:
+                if len(batch) == 1:
+                    raise err
+                self._restart(budget)
+                return self._halves(batch, parts, collect, budget, err)
+            self._restart(budget)
+            if len(batch) == 1:
+                self._spend(budget, err, [])
+                return [], [err]
+            return self._halves(batch, parts, collect, budget, err)
+        out = orjson.loads(raw)
         errors: list[ConfigCodeError] = []
-        for container in batch:
-            more, errs = self._emit_batch([container], collect)
-            emissions.extend(more)
-            errors.extend(errs)
-        if not errors:
-            # Not reproducible container by container (e.g. it depended on state shared across containers).
-            err = self._error({"message": f"asynchronous program code exceeded the {kind} limit of "
-                               f"{self._limit_text(kind)}"}, kind, batch)
+        for e in out["errors"]:
+            err = self._error(e, "exception", batch)
             if not collect:
                 raise err
             errors.append(err)
-        return emissions, errors
+        return out["emissions"], errors
 
-    def _restart(self) -> None:
+    def _halves(self, batch: list[dict[str, Any]], parts: list[bytes], collect: bool, budget: Budget | None,
+                err: ConfigCodeError) -> tuple[list[dict[str, Any]], list[ConfigCodeError]]:
+        """A batch that exceeded a limit somewhere unknown (while its JSON was read, or in a promise callback
+        after the call): each half on its own, recursively, so the culprit ends up alone."""
+        self._spend(budget, err, [])
+        mid = len(batch) // 2
+        first: tuple[list[dict[str, Any]], list[ConfigCodeError]] = ([], [])
+        try:
+            first = self._emit_batch(batch[:mid], parts[:mid], collect, budget)
+            second = self._emit_batch(batch[mid:], parts[mid:], collect, budget)
+        except _Abandoned as stop:
+            raise _Abandoned([*first[0], *stop.emissions], [*first[1], *stop.errors]) from None
+        errors = [*first[1], *second[1]]
+        if not errors:
+            # Not reproducible on the halves (e.g. it depended on state shared across containers): the batch
+            # failed and no container can be named.
+            if not collect:
+                raise err
+            errors.append(err)
+        return [*first[0], *second[0]], errors
+
+    def _spend(self, budget: Budget | None, err: ConfigCodeError, emissions: list[dict[str, Any]]) -> None:
+        """Count an abort against the computation's budget; once spent, abandon the computation."""
+        if budget is None or budget.spend():
+            return
+        summary = ConfigCodeError(
+            message=f"program code exceeded its limits on {budget.aborts} containers of one computation: the "
+                    f"rest of it was abandoned (every task document of the computation is kept)",
+            file=err.file, definition_index=err.definition_index, definition_name=err.definition_name,
+            kind=err.kind)
+        raise _Abandoned(emissions, [err, summary])
+
+    def _restart(self, budget: Budget | None = None) -> None:
         """A fresh context in the current computation's state (after a timeout or memory abort)."""
         args = self._begin_args
         self._reset()
         if args is not None:
-            self._begin(*args)
+            self._begin(*args, budget)
 
     def _where_after_abort(self) -> dict[str, Any]:
         try:
