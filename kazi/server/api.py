@@ -42,6 +42,7 @@ from kazi.errors import ConfigCodeError, DocumentBatchError, KaziError, NotFound
 from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError
 from kazi.server.background import BackgroundWorker
+from kazi.server.limits import InputSettings
 from kazi.server.pages import PageCache
 from kazi.server.schemas import (
     DocResult,
@@ -105,11 +106,14 @@ def error_response(status: int, message: str, *, field: str | None = None,
 _ERROR_TEXT = {
     400: "Malformed request (not JSON, not a zip, ...)",
     401: "No credentials, wrong ones, or a disabled account",
-    403: "The caller is not an administrator",
+    403: "Not allowed: the caller is not an administrator or lacks the program's permission, or a cross-site "
+         "request with the session cookie",
     404: "Not found, or outside the caller's place (the same answer on purpose)",
     409: "No program is loaded yet",
-    413: "Too large",
-    422: "Validation failed: every problem is listed, located",
+    413: "Too large: the request body or a document passes its limit",
+    415: "The body is not JSON (this route takes Content-Type: application/json)",
+    422: "Validation failed (a NUL character or a lone surrogate in the path, query or body, NaN, ...): every "
+         "problem is listed, located",
     500: "The program's task code failed",
 }
 
@@ -269,21 +273,18 @@ cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                              description="the session cookie POST /api/v1/login sets (the web app)")
 
 
-def _unauthorized(request: Request, message: str) -> ApiError:
+def _unauthorized(conn: HTTPConnection, message: str) -> ApiError:
     # Browsers pop up a password dialog on `WWW-Authenticate: Basic`; the web app marks its requests with
     # X-Requested-With to get a plain 401 it can handle itself.
-    headers = None if request.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
+    headers = None if conn.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
     return ApiError(401, message, headers=headers)
 
 
-def current_user(
-    request: Request, c: Ctx,
-    _basic: Annotated[None, Depends(basic_scheme)],
-    _bearer: Annotated[None, Depends(bearer_scheme)],
-    cookie: Annotated[str | None, Depends(cookie_scheme)],
-) -> StoredUser:
-    """The caller, from the Authorization header (Basic or Bearer) or else the session cookie."""
-    header = request.headers.get("authorization")
+def authenticate(c: ApiContext, conn: HTTPConnection) -> StoredUser:
+    """The caller, from the Authorization header (Basic or Bearer) or else the session cookie; a 401
+    :class:`ApiError` otherwise. Runs before a request's body is read (:mod:`kazi.server.guard`), so that no
+    body is read, let alone parsed, for a caller without an account."""
+    header = conn.headers.get("authorization")
     try:
         if header:
             scheme, _, value = header.strip().partition(" ")
@@ -292,12 +293,30 @@ def current_user(
             if scheme.lower() == "bearer":
                 return c.auth.token(value)
             raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
+        cookie = conn.cookies.get(SESSION_COOKIE)
         if cookie:
             return c.auth.session(cookie)
     except AuthError as exc:
-        raise _unauthorized(request, str(exc)) from exc
-    raise _unauthorized(request, "authentication required: HTTP Basic, a bearer token or a session cookie "
-                                 "(POST /api/v1/login)")
+        raise _unauthorized(conn, str(exc)) from exc
+    raise _unauthorized(conn, "authentication required: HTTP Basic, a bearer token or a session cookie "
+                              "(POST /api/v1/login)")
+
+
+#: where :mod:`kazi.server.guard` leaves the caller it authenticated before reading the body
+AUTHENTICATED = "kazi_user"
+
+
+def current_user(
+    request: Request, c: Ctx,
+    _basic: Annotated[None, Depends(basic_scheme)],
+    _bearer: Annotated[None, Depends(bearer_scheme)],
+    _cookie: Annotated[str | None, Depends(cookie_scheme)],
+) -> StoredUser:
+    """The caller (see :func:`authenticate`), authenticated once per request."""
+    known = request.scope.get("state", {}).get(AUTHENTICATED)
+    if isinstance(known, StoredUser):
+        return known
+    return authenticate(c, request)
 
 
 Caller = Annotated[StoredUser, Depends(current_user)]
@@ -652,7 +671,7 @@ def create_app(
     store_url: str | None = None, *, now: int | None = None, service: TaskService | None = None,
     store: Store | None = None, program_dir: Path | None = None,
     workers: int = 0, background_interval_s: float | None = None, basic_ttl_s: float | None = None,
-    others_to_worker: bool | None = None,
+    others_to_worker: bool | None = None, inputs: InputSettings | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -663,7 +682,9 @@ def create_app(
     while the app is up (what ``kazi serve --compute thread`` does; tests drive the service themselves).
     ``others_to_worker`` (default: when ``background_interval_s`` is given) says that a worker, this app's or
     another process's, keeps everyone's tasks up to date, so a read computes only the caller's own writes
-    (``TaskService.refresh_user``). The app closes only a store it opened.
+    (``TaskService.refresh_user``). ``inputs`` are the limits on what clients send (default: from the
+    environment, :meth:`InputSettings.from_env`), applied by :mod:`kazi.server.guard`. The app closes only a
+    store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -728,4 +749,8 @@ def create_app(
                    *app_routers, interaction_routes, sms_routes, supervision_routes):
         app.include_router(router)
     web.mount(app)  # the web app at /app/ (kazi/web)
+    from kazi.server.guard import RequestGuard, document_answers  # it builds on this module's authentication
+
+    app.add_middleware(RequestGuard, settings=inputs if inputs is not None else InputSettings.from_env())
+    document_answers(app, errors)
     return app
