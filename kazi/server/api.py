@@ -741,16 +741,17 @@ def create_app(
     app.state.kazi = ctx
     _install_error_handlers(app)
     from kazi.server.app_api import app_routers  # routes of the web app, built on this module's dependencies
+    from kazi.server.guard import RequestGuard, api_routes, document_answers  # built on this module's auth
     from kazi.server.interactions_api import interaction_routes  # task interaction tracking (issue 5)
     from kazi.server.sms_api import sms_routes  # SMS gateways (issue 7)
     from kazi.server.supervision_api import supervision_routes  # supervision reports (issue 6)
 
-    for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes,
-                   *app_routers, interaction_routes, sms_routes, supervision_routes):
+    routers = (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes, *app_routers,
+               interaction_routes, sms_routes, supervision_routes)
+    document_answers(routers, errors)
+    for router in routers:
         app.include_router(router)
     web.mount(app)  # the web app at /app/ (kazi/web)
-    from kazi.server.guard import RequestGuard, document_answers  # it builds on this module's authentication
-
-    app.add_middleware(RequestGuard, settings=inputs if inputs is not None else InputSettings.from_env())
-    document_answers(app, errors)
+    app.add_middleware(RequestGuard, settings=inputs if inputs is not None else InputSettings.from_env(),
+                       routes=api_routes(routers))
     return app

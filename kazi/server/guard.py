@@ -31,17 +31,18 @@ import base64
 import binascii
 import email.message
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kazi.characters import printable, refused_character
@@ -67,13 +68,31 @@ OPEN_PATHS: Final = frozenset({LOGIN_PATH, LOGOUT_PATH})
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 
 
-class RequestGuard:
-    """See the module's docstring. ``settings`` are the limits; the store and the authenticator are the
-    application's (``app.state.kazi``), found through the ASGI scope."""
+@dataclass(frozen=True)
+class _Route:
+    """What the guard needs to know of a route: how to recognise it, and how it takes its body."""
 
-    def __init__(self, app: ASGIApp, settings: InputSettings) -> None:
+    path: re.Pattern[str]
+    methods: frozenset[str]
+    json_body: bool  # False: the route reads its body itself (the program upload)
+    items_checked: bool  # True: the route checks its items' characters and sizes itself
+
+
+def api_routes(routers: Iterable[APIRouter]) -> list[_Route]:
+    """The routes of ``routers`` as the guard sees them (the routers are included without a prefix)."""
+    return [_Route(route.path_regex, frozenset(route.methods or ()), route.body_field is not None,
+                   bool(getattr(route.endpoint, ITEMS_CHECKED, False)))
+            for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+
+class RequestGuard:
+    """See the module's docstring. ``settings`` are the limits, ``routes`` the API's (:func:`api_routes`);
+    the store and the authenticator are the application's (``app.state.kazi``), found through the scope."""
+
+    def __init__(self, app: ASGIApp, settings: InputSettings, routes: list[_Route]) -> None:
         self.app = app
         self.settings = settings
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,8 +126,8 @@ class RequestGuard:
             c: ApiContext = scope["app"].state.kazi
             user = await run_in_threadpool(authenticate, c, conn)
             scope.setdefault("state", {})[AUTHENTICATED] = user
-        route = _route(scope)
-        if route is None or route.body_field is None:
+        route = self._route(scope)
+        if route is None or not route.json_body:
             return None, receive  # no such route (its 404 or 405 reads nothing), or one that reads its own body
         _check_json_type(headers)
         limit = OPEN_BODY_BYTES if open_route else self.settings.max_request_bytes
@@ -118,8 +137,16 @@ class RequestGuard:
         body = await _read(receive, limit)
         if body is None:
             return _too_large(limit), receive
-        refusal = self._check_json(body, items_checked=getattr(route.endpoint, ITEMS_CHECKED, False))
+        refusal = self._check_json(body, items_checked=route.items_checked)
         return refusal, _replay(body, receive)
+
+    def _route(self, scope: Scope) -> _Route | None:
+        """The API route that will answer the request, if any."""
+        path, method = scope["path"], scope["method"]
+        for route in self.routes:
+            if method in route.methods and route.path.match(path):
+                return route
+        return None
 
     def _check_json(self, body: bytes, *, items_checked: bool) -> Response | None:
         if not body:
@@ -155,16 +182,6 @@ def _has_body(headers: Headers) -> bool:
     if length is not None and length.strip() not in ("", "0"):
         return True
     return "transfer-encoding" in headers
-
-
-def _route(scope: Scope) -> APIRoute | None:
-    """The API route that will answer the request, if any."""
-    for route in scope["app"].router.routes:
-        if isinstance(route, APIRoute):
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return route
-    return None
 
 
 async def _read(receive: Receive, limit: int) -> bytes | None:
@@ -292,11 +309,12 @@ def _netloc(netloc: str, scheme: str) -> str:
 # the OpenAPI document
 
 
-def document_answers(app: FastAPI, responses: Callable[..., dict[int | str, dict[str, Any]]]) -> None:
+def document_answers(routers: Iterable[APIRouter], responses: Callable[..., dict[int | str, dict[str, Any]]]
+                     ) -> None:
     """Add the guard's answers to the OpenAPI document of every route they can concern: 422 (refused
     characters in the path or query) everywhere, 413 and 415 where a JSON body is taken, 403 (cross-site)
-    on unsafe methods. ``responses`` is :func:`kazi.server.api.errors`."""
-    for route in app.routes:
+    on unsafe methods. ``responses`` is :func:`kazi.server.api.errors`. Called before the app serves."""
+    for route in (r for router in routers for r in router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         codes = [422]
