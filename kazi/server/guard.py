@@ -320,7 +320,7 @@ def document_answers(routers: Iterable[APIRouter], responses: Callable[..., dict
         codes = [422]
         if route.body_field is not None:
             codes += [413, 415]
-        if UNSAFE_METHODS & set(route.methods or ()):
+        if UNSAFE_METHODS & set(route.methods or ()) and route.path != LOGOUT_PATH:
             codes.append(403)
         for code, answer in responses(*codes).items():
             route.responses.setdefault(code, answer)

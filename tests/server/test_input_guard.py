@@ -223,13 +223,16 @@ def test_nul_and_lone_surrogates_are_422_everywhere(guarded: Guarded) -> None:
     assert guarded.store.get_doc("u-1")["note"] == fine["note"]
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity_are_422(guarded: Guarded, literal: str) -> None:
+@pytest.mark.parametrize(("literal", "why"), [("NaN", "NaN is not a JSON number"),
+                                             ("Infinity", "Infinity is not a JSON number"),
+                                             ("-Infinity", "-Infinity is not a JSON number"),
+                                             ("1e400", "a number too large for a double")])
+def test_nan_and_infinity_are_422(guarded: Guarded, literal: str, why: str) -> None:
     raw = '{"_id": "nan-1", "type": "data_record", "form": "sick", "reported_date": 1, "contact": {"_id": "chw-a"},' \
           f' "fields": {{"patient_id": "1001", "days": 1, "weight": {literal}}}}}'
     err = _error(guarded.post("/api/v1/docs", "alice", content=raw, headers=JSON),
                  422)
-    assert err["field"] == "body.fields.weight" and f"{literal} is not a JSON number" in err["message"]
+    assert err["field"] == "body.fields.weight" and why in err["message"]
     assert guarded.store.get_docs(["nan-1"]) == []
 
 
