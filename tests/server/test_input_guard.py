@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
@@ -29,6 +30,7 @@ from fastapi.testclient import TestClient
 from test_api import CONTACTS, NOW, PROGRAM, USERS, _copy_db, _start_serve, _stop, auth, pw, sick
 from test_api import template_db as template_db  # a fixture: the live server starts from its copy
 
+from kazi.cli.serve import add_server_arguments, input_settings
 from kazi.server.api import create_app
 from kazi.server.limits import InputSettings, parse_size
 from kazi.server.service import TaskService
@@ -181,6 +183,20 @@ def test_limits_are_settings() -> None:
         10, 65536, 65536, MB, 2 * MB, 1024 * MB]
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+
+def test_kazi_serve_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    monkeypatch.setenv("KAZI_MAX_REQUEST_BYTES", "8MB")
+    monkeypatch.setenv("KAZI_MAX_DOCUMENT_BYTES", "2MB")
+    args = parser.parse_args(["--max-document-bytes", "64KB", "--trusted-origin", "https://a.example",
+                              "--trusted-origin", "https://b.example"])
+    assert input_settings(args) == InputSettings(8 * MB, 64 * 1024, ("https://a.example", "https://b.example"))
+    assert input_settings(parser.parse_args([])) == InputSettings(8 * MB, 2 * MB)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--max-request-bytes", "huge"])
 
 
 # --------------------------------------------------------------------------------------------------------
