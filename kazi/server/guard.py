@@ -121,7 +121,7 @@ class RequestGuard:
             _check_origin(scope, headers, self.settings)
         if not _has_body(headers):
             return None, receive
-        open_route = scope["path"] in OPEN_PATHS
+        open_route = _route_path(scope) in OPEN_PATHS
         if not open_route:
             c: ApiContext = scope["app"].state.kazi
             user = await run_in_threadpool(authenticate, c, conn)
@@ -142,7 +142,7 @@ class RequestGuard:
 
     def _route(self, scope: Scope) -> _Route | None:
         """The API route that will answer the request, if any."""
-        path, method = scope["path"], scope["method"]
+        path, method = _route_path(scope), scope["method"]
         for route in self.routes:
             if method in route.methods and route.path.match(path):
                 return route
@@ -170,6 +170,13 @@ class RequestGuard:
             return error_response(413, oversized_message(oversized, limit),
                                   problems=[d.to_dict(limit) for d in oversized])
         return None
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the routes see: without the prefix a proxy mounts the server under (``root_path``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _too_large(limit: int) -> Response:
@@ -259,10 +266,10 @@ def _check_json_type(headers: Headers) -> None:
 
 def _check_origin(scope: Scope, headers: Headers, settings: InputSettings) -> None:
     """The CSRF rule (see the module's docstring)."""
-    if scope["path"] == LOGOUT_PATH:
+    if _route_path(scope) == LOGOUT_PATH:
         return  # it grants nothing and ends only the session its cookie names
     by_cookie = "authorization" not in headers and SESSION_COOKIE in HTTPConnection(scope).cookies
-    login = scope["path"] == LOGIN_PATH
+    login = _route_path(scope) == LOGIN_PATH
     if not by_cookie and not login:
         return
     origin = headers.get("origin")
