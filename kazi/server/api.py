@@ -4,6 +4,9 @@ Rules every route follows, so clients can rely on them without reading each rout
 
 * **Authenticated** (:mod:`kazi.server.auth`): HTTP Basic, a bearer token or the web app's session cookie;
   401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open.
+* **Input checked before any route reads it** (:mod:`kazi.server.guard`): a body only after authentication,
+  within the size limits (413), as JSON (415), strict and without NUL or lone surrogates anywhere (422);
+  writes with the session cookie from the server's own origin only (403).
 * **Confined to the caller's scope**: every store call passes the caller, so a document or task outside
   their place is a 404 with the same words as a missing one (never a 403, which would say it exists).
 * **JSON errors**: ``{"error": {"status", "message", "field"?, "problems"?}}`` for every failure, unknown
