@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kazi.cli.demo_history import DaySplit, replay, replay_start, split_by_day
-from kazi.cli.serve import DEFAULT_INTERVAL_S, add_server_arguments, serve
+from kazi.cli.serve import DEFAULT_INTERVAL_S, add_server_arguments, input_settings, serve
 from kazi.demo import PROGRAM_DIR
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.dates import local_date_str, make_local
@@ -249,7 +249,8 @@ def serve_demo(args: argparse.Namespace) -> int:
         if sms is not None:
             print(f"A pregnancy registered by SMS from {users[0].username}'s phone (docs/sms.md):\n  {sms}")
         print("(the passwords are new on each run; Ctrl-C stops the server)\n", flush=True)
-        app = create_app(store=store, service=service, background_interval_s=DEFAULT_INTERVAL_S)
+        app = create_app(store=store, service=service, background_interval_s=DEFAULT_INTERVAL_S,
+                         inputs=input_settings(args))
         serve(app, args.host, args.port)
     finally:
         service.close()

@@ -30,7 +30,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kazi.server.limits import InputSettings
 
 log = logging.getLogger("kazi.serve")
 
@@ -64,6 +67,46 @@ def add_server_arguments(p: argparse.ArgumentParser,
                                                        "only; 0.0.0.0 for the network)")
     p.add_argument("--db", metavar="URL", default=None, help=db_help)
     p.add_argument("--workers", type=int, default=0, help="compute processes (default 0: in the server process)")
+    add_input_arguments(p)
+
+
+def _size(text: str) -> int:
+    from kazi.server.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The limits on what clients send (kazi.server.limits); each defaults to its environment variable."""
+    p.add_argument("--max-request-bytes", type=_size, metavar="SIZE", default=None,
+                   help="largest request body accepted, e.g. 32MB (default: $KAZI_MAX_REQUEST_BYTES or 32MB; "
+                        "program uploads have their own limit)")
+    p.add_argument("--max-document-bytes", type=_size, metavar="SIZE", default=None,
+                   help="largest document a client may send, as JSON, e.g. 1MB (default: "
+                        "$KAZI_MAX_DOCUMENT_BYTES or 1MB)")
+    p.add_argument("--trusted-origin", action="append", metavar="URL", default=None,
+                   help="another origin the web app is reached at, e.g. https://kazi.example.org, when a proxy "
+                        "does not pass the Host header on (repeatable; default: $KAZI_TRUSTED_ORIGINS)")
+
+
+def input_settings(args: argparse.Namespace) -> InputSettings:
+    """The :class:`kazi.server.limits.InputSettings` the options and the environment give."""
+    from dataclasses import replace
+
+    from kazi.server.limits import InputSettings
+
+    settings: InputSettings = InputSettings.from_env()
+    changes: dict[str, Any] = {}
+    if getattr(args, "max_request_bytes", None) is not None:
+        changes["max_request_bytes"] = args.max_request_bytes
+    if getattr(args, "max_document_bytes", None) is not None:
+        changes["max_document_bytes"] = args.max_document_bytes
+    if getattr(args, "trusted_origin", None):
+        changes["trusted_origins"] = tuple(args.trusted_origin)
+    return replace(settings, **changes)
 
 
 def serve(app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] | None = None,
@@ -167,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     auth_settings = AuthSettings.from_env()
     app = create_app(args.db, now=now, workers=args.workers, program_dir=args.program,
                      background_interval_s=DEFAULT_INTERVAL_S if in_process else None, others_to_worker=True,
-                     auth_settings=auth_settings)
+                     auth_settings=auth_settings, inputs=input_settings(args))
     clock = f", clock frozen at {args.now}" if args.now else ""
     print(f"Kazi serving on http://{args.host}:{args.port} (API documentation: /docs{clock})", flush=True)
     worker = None if in_process else WorkerProcess(worker_command(args))

@@ -6,6 +6,9 @@ Rules every route follows, so clients can rely on them without reading each rout
   401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open. Password checks
   are throttled per account and per client address: 429 with ``Retry-After`` on any route a password
   reaches (every authenticated route, through Basic, and the login).
+* **Input checked before any route reads it** (:mod:`kazi.server.guard`): a body only after authentication,
+  within the size limits (413), as JSON (415), strict and without NUL or lone surrogates anywhere (422);
+  writes with the session cookie from the server's own origin only (403).
 * **Confined to the caller's scope**: every store call passes the caller, so a document or task outside
   their place is a 404 with the same words as a missing one (never a 403, which would say it exists).
 * **JSON errors**: ``{"error": {"status", "message", "field"?, "problems"?}}`` for every failure, unknown
@@ -57,6 +60,7 @@ from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, inspect_tasks
 from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError, AuthSettings, Throttled, client_address
 from kazi.server.background import BackgroundWorker
+from kazi.server.limits import InputSettings
 from kazi.server.pages import PageCache
 from kazi.server.schemas import (
     DocResult,
@@ -131,11 +135,14 @@ def error_response(status: int, message: str, *, field: str | None = None,
 _ERROR_TEXT = {
     400: "Malformed request (not JSON, not a zip, ...)",
     401: "No credentials, wrong ones, or a disabled account",
-    403: "The caller is not an administrator",
+    403: "Not allowed: the caller is not an administrator or lacks the program's permission, or a cross-site "
+         "request with the session cookie",
     404: "Not found, or outside the caller's place (the same answer on purpose)",
     409: "No program is loaded yet",
-    413: "Too large",
-    422: "Validation failed: every problem is listed, located",
+    413: "Too large: the request body or a document passes its limit",
+    415: "The body is not JSON (this route takes Content-Type: application/json)",
+    422: "Validation failed (a NUL character or a lone surrogate in the path, query or body, NaN, ...): every "
+         "problem is listed, located",
     429: "Too many failed password checks for the account or from the client's address, or too many at "
          "once: `Retry-After` says when to try again",
     500: "The program's task code failed",
@@ -316,43 +323,60 @@ cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                              description="the session cookie POST /api/v1/login sets (the web app)")
 
 
-def _unauthorized(request: Request, message: str, retry_after_s: int | None = None) -> ApiError:
+def _unauthorized(conn: HTTPConnection, message: str, retry_after_s: int | None = None) -> ApiError:
     # Browsers pop up a password dialog on `WWW-Authenticate: Basic`; the web app marks its requests with
     # X-Requested-With to get a plain 401 it can handle itself.
-    headers = {} if request.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
+    headers = {} if conn.headers.get("x-requested-with") else {"WWW-Authenticate": 'Basic realm="kazi"'}
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)  # this failure made the account or the address wait
     return ApiError(401, message, headers=headers or None)
 
 
-def caller_address(request: Request, c: ApiContext) -> str | None:
+def caller_address(conn: HTTPConnection, c: ApiContext) -> str | None:
     """The client's address failed password checks are counted under (:func:`kazi.server.auth.client_address`)."""
-    peer = request.client.host if request.client is not None else None
-    return client_address(peer, request.headers, c.auth.settings)
+    peer = conn.client.host if conn.client is not None else None
+    return client_address(peer, conn.headers, c.auth.settings)
+
+
+def authenticate(c: ApiContext, conn: HTTPConnection) -> StoredUser:
+    """The caller, from the Authorization header (Basic or Bearer) or else the session cookie; a 401
+    :class:`ApiError` otherwise. Runs before a request's body is read (:mod:`kazi.server.guard`), so that no
+    body is read, let alone parsed, for a caller without an account."""
+    header = conn.headers.get("authorization")
+    try:
+        if header:
+            scheme, _, value = header.strip().partition(" ")
+            if scheme.lower() == "basic":
+                return c.auth.basic(value, caller_address(conn, c))
+            if scheme.lower() == "bearer":
+                return c.auth.token(value)
+            raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return c.auth.session(cookie)
+    except AuthError as exc:
+        raise _unauthorized(conn, str(exc), exc.retry_after_s) from exc
+    except Throttled as exc:  # as an ApiError, so that the guard, which runs before any route, answers it too
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
+    raise _unauthorized(conn, "authentication required: HTTP Basic, a bearer token or a session cookie "
+                              "(POST /api/v1/login)")
+
+
+#: where :mod:`kazi.server.guard` leaves the caller it authenticated before reading the body
+AUTHENTICATED = "kazi_user"
 
 
 def current_user(
     request: Request, c: Ctx,
     _basic: Annotated[None, Depends(basic_scheme)],
     _bearer: Annotated[None, Depends(bearer_scheme)],
-    cookie: Annotated[str | None, Depends(cookie_scheme)],
+    _cookie: Annotated[str | None, Depends(cookie_scheme)],
 ) -> StoredUser:
-    """The caller, from the Authorization header (Basic or Bearer) or else the session cookie."""
-    header = request.headers.get("authorization")
-    try:
-        if header:
-            scheme, _, value = header.strip().partition(" ")
-            if scheme.lower() == "basic":
-                return c.auth.basic(value, caller_address(request, c))
-            if scheme.lower() == "bearer":
-                return c.auth.token(value)
-            raise AuthError(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
-        if cookie:
-            return c.auth.session(cookie)
-    except AuthError as exc:
-        raise _unauthorized(request, str(exc), exc.retry_after_s) from exc
-    raise _unauthorized(request, "authentication required: HTTP Basic, a bearer token or a session cookie "
-                                 "(POST /api/v1/login)")
+    """The caller (see :func:`authenticate`), authenticated once per request."""
+    known = request.scope.get("state", {}).get(AUTHENTICATED)
+    if isinstance(known, StoredUser):
+        return known
+    return authenticate(c, request)
 
 
 Caller = Annotated[StoredUser, Depends(current_user)]
@@ -836,6 +860,7 @@ def create_app(
     others_to_worker: bool | None = None, interaction_limits: InteractionLimits | None = None,
     auth_settings: AuthSettings | None = None, auth_clock: Callable[[], int] | None = None,
     limits: ProgramLimits | None = None,
+    inputs: InputSettings | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -852,7 +877,9 @@ def create_app(
     (epoch ms) times sessions and failed logins (tests; never the frozen ``now``, which would make a wait
     last forever).
     ``limits``: what program code may cost (default: the ``KAZI_PROGRAM_...`` environment,
-    :meth:`ProgramLimits.from_env`). The app closes only a store it opened.
+    :meth:`ProgramLimits.from_env`).
+    ``inputs`` are the limits on what clients send (default: from the environment,
+    :meth:`InputSettings.from_env`), applied by :mod:`kazi.server.guard`. The app closes only a store it opened.
     """
     owns_store = False
     if store is None and service is not None:
@@ -915,12 +942,17 @@ def create_app(
     app.state.kazi = ctx
     _install_error_handlers(app)
     from kazi.server.app_api import app_routers  # routes of the web app, built on this module's dependencies
+    from kazi.server.guard import RequestGuard, api_routes, document_answers  # built on this module's auth
     from kazi.server.interactions_api import interaction_routes  # task interaction tracking (issue 5)
     from kazi.server.sms_api import sms_routes  # SMS gateways (issue 7)
     from kazi.server.supervision_api import supervision_routes  # supervision reports (issue 6)
 
-    for router in (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes,
-                   *app_routers, interaction_routes, sms_routes, supervision_routes):
+    routers = (session_routes, doc_routes, task_routes, program_routes, user_routes, meta_routes, *app_routers,
+               interaction_routes, sms_routes, supervision_routes)
+    document_answers(routers, errors)
+    for router in routers:
         app.include_router(router)
     web.mount(app)  # the web app at /app/ (kazi/web)
+    app.add_middleware(RequestGuard, settings=inputs if inputs is not None else InputSettings.from_env(),
+                       routes=api_routes(routers))
     return app

@@ -16,6 +16,7 @@ permission), authenticated like every route (HTTP Basic is what the gateway app 
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -23,10 +24,13 @@ from pydantic import BaseModel, Field
 
 from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
+from kazi.server.limits import checks_its_items
 from kazi.server.sms_service import SmsProcessor
 from kazi.sms import gateway as gw
 from kazi.store import StoredUser, scope_of
 from kazi.store import sms as stored
+
+log = logging.getLogger("kazi.sms")
 
 #: CHT's permission for SMS gateways
 GATEWAY_PERMISSION: Final = "can_access_gateway_api"
@@ -63,6 +67,11 @@ def _wake(c: ApiContext, wrote: bool) -> None:
         c.worker.wake()  # the tasks the new reports make follow without waiting for the next round
 
 
+def _refused_log(problems: list[gw.WireProblem], gateway: str) -> None:
+    for p in problems:
+        log.warning("SMS gateway %s: %s refused: %s", gateway, p.field, p.message)
+
+
 def _refuse(problems: list[gw.WireProblem]) -> ApiError:
     first = problems[0]
     return ApiError(422, f"{len(problems)} problem(s) in the request; nothing of it was processed: "
@@ -84,8 +93,18 @@ class OutgoingSms(BaseModel):
     content: str
 
 
+class RefusedSms(BaseModel):
+    index: int = Field(description="the message's (or state update's) position in its array")
+    id: str | None = Field(None, description="its id, as sent (refused characters shown as U+FFFD)")
+    field: str = Field(description="where the refused character is, e.g. `messages[2].content`")
+    message: str
+
+
 class MedicGatewayAnswer(BaseModel):
     messages: list[OutgoingSms] = Field(description="the replies for the phone to send")
+    refused: list[RefusedSms] = Field(default_factory=list, description=(
+        "messages and state updates refused one by one (a NUL character or a lone surrogate in a string): "
+        "not stored, and not to be sent again; the others were processed (medic-gateway ignores this list)"))
 
 
 class ReplyOut(BaseModel):
@@ -95,9 +114,12 @@ class ReplyOut(BaseModel):
 
 class SmsResult(BaseModel):
     id: str = Field(description="the message's id, as sent")
-    status: Literal["processed", "error", "unknown_sender"]
+    status: Literal["processed", "error", "unknown_sender", "refused"] = Field(
+        description="refused: the message holds a NUL character or a lone surrogate; it was not stored (the "
+                    "others of the request were processed)")
     error: str | None = Field(None, description="the error code: unknown_form, missing_field, invalid_field, "
-                                                "extra_text, unknown_patient, not_allowed, empty, unknown_sender")
+                                                "extra_text, unknown_patient, not_allowed, empty, unknown_sender, "
+                                                "invalid_text (refused)")
     replayed: bool = Field(description="true: this message was already received; nothing new was done and this "
                                        "is the outcome of its first delivery")
     reply: ReplyOut | None = Field(None, description="the reply to send to the sender")
@@ -153,14 +175,17 @@ def _hello(_access: Gateway) -> dict[str, bool]:
     return {"medic-gateway": True}
 
 
+@checks_its_items
 def _exchange(body: Annotated[Any, Body(examples=[_MEDIC_EXAMPLE])], access: Gateway, c: Ctx) -> MedicGatewayAnswer:
     """medic-gateway's poll: `messages` the phone received (`id`, `from`, `content`, `sms_sent`,
     `sms_received`) are processed (each once, however often delivered); `updates` record the delivery states
     of replies (`UNSENT`, `PENDING`, `SENT`, `DELIVERED`, `FAILED` with a `reason`). The answer lists the
     replies to send: every reply not yet reported on, this request's included."""
     messages, updates, problems = gw.read_medic_gateway(body)
-    if problems:
-        raise _refuse(problems)
+    if gw.refused_all(problems):
+        raise _refuse(gw.refused_all(problems))
+    refused = gw.refused_one(problems)
+    _refused_log(refused, MEDIC_GATEWAY)
     now = c.service.clock()
     if updates:
         stored.set_states(c.store, [(u.id, u.state, u.reason) for u in updates], now)
@@ -172,7 +197,9 @@ def _exchange(body: Annotated[Any, Body(examples=[_MEDIC_EXAMPLE])], access: Gat
         wrote = wrote or changed
     _wake(c, wrote)
     out = stored.outgoing_to_send(c.store, MEDIC_GATEWAY, (gw.PENDING, gw.FORWARDED), mark=gw.FORWARDED, now=now)
-    return MedicGatewayAnswer(messages=[OutgoingSms(id=i, to=to, content=text) for i, to, text in out])
+    return MedicGatewayAnswer(messages=[OutgoingSms(id=i, to=to, content=text) for i, to, text in out],
+                              refused=[RefusedSms(index=p.item or 0, id=p.item_id, field=p.field, message=p.message)
+                                       for p in refused])
 
 
 _GATEWAY_RESPONSES: dict[int | str, dict[str, Any]] = {**errors(401, 409, 422),
@@ -197,6 +224,7 @@ _PLAIN_EXAMPLE = {"messages": [{"id": "gw-1", "from": "+265888100001", "text": "
 
 @sms_routes.post(f"{API}/sms/messages", summary="Received SMS in, outcomes and replies out (any gateway)",
                  response_model=SmsResults, responses=_GATEWAY_POST_RESPONSES)
+@checks_its_items
 def receive_messages(body: Annotated[Any, Body(examples=[_PLAIN_EXAMPLE])], access: Gateway, c: Ctx
                      ) -> SmsResults:
     """Each message (`id` unique per gateway, `from`, `text`, `received_at` epoch ms, default now) is
@@ -204,12 +232,20 @@ def receive_messages(body: Annotated[Any, Body(examples=[_PLAIN_EXAMPLE])], acce
     result says `processed` (a report stored: `report_id`, `patient_id`), `error` (`error` says which; the
     message is kept) or `unknown_sender`, with the `reply` for the caller to send."""
     messages, problems = gw.read_plain(body)
-    if problems:
-        raise _refuse(problems)
+    if gw.refused_all(problems):
+        raise _refuse(gw.refused_all(problems))
+    refused = {p.item: p for p in gw.refused_one(problems)}
+    _refused_log(list(refused.values()), JSON_GATEWAY)
     processor = _processor(c, access)
     results: list[SmsResult] = []
     wrote = False
-    for msg in messages:
+    good = iter(messages)
+    for index in range(len(messages) + len(refused)):
+        if index in refused:
+            results.append(SmsResult(id=refused[index].item_id or "", status="refused", error="invalid_text",
+                                     replayed=False, reply=None, patient_id=None))
+            continue
+        msg = next(good)
         kept, changed = processor.receive(msg, gateway=JSON_GATEWAY, reply_gateway=JSON_GATEWAY,
                                           reply_state=gw.ANSWERED)
         wrote = wrote or changed

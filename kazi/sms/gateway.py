@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kazi.characters import printable, refused_character
 from kazi.epoch import out_of_range
 
 
@@ -71,13 +72,47 @@ class StateUpdate:
 
 @dataclass(frozen=True)
 class WireProblem:
-    """A part of a request that cannot be used, located by its path in the body."""
+    """A part of a request that cannot be used, located by its path in the body.
+
+    ``item`` is set when the problem refuses one message (or one state update) only: a string of it holds a
+    character no text may hold (:mod:`kazi.characters`). The rest of the request goes on, so that a gateway,
+    which sends its batch again until it is accepted, does not hold its good messages back forever behind
+    one it cannot change. Any other problem refuses the whole request: it is the gateway's bug."""
 
     field: str
     message: str
+    item: int | None = None
+    item_id: str | None = None  # the message's or update's id, printable
 
-    def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.item is not None:
+            out["index"] = self.item
+        if self.item_id is not None:
+            out["id"] = self.item_id
+        return out
+
+
+def refused_one(problems: list[WireProblem]) -> list[WireProblem]:
+    """The problems that refuse one item only (see :class:`WireProblem`)."""
+    return [p for p in problems if p.item is not None]
+
+
+def refused_all(problems: list[WireProblem]) -> list[WireProblem]:
+    """The problems that refuse the whole request."""
+    return [p for p in problems if p.item is None]
+
+
+def _characters(item: dict[str, Any], keys: tuple[str, ...], path: str, index: int) -> WireProblem | None:
+    """The first string of ``item`` (among ``keys``) holding a refused character, as a one-item problem."""
+    for key in keys:
+        value = item.get(key)
+        why = refused_character(value) if isinstance(value, str) else None
+        if why is not None:
+            raw_id = item.get("id")
+            return WireProblem(f"{path}.{key}", f"{why}: this one is refused, the others are processed",
+                               index, printable(raw_id) if isinstance(raw_id, str) else None)
+    return None
 
 
 def _text(item: dict[str, Any], key: str, path: str, problems: list[WireProblem], *, limit: int = 200,
@@ -122,6 +157,10 @@ def _messages(body: Any, text_key: str, time_keys: tuple[str, str | None],
             sent = None  # the sending phone's clock, only kept for reference: a wrong one is dropped, not stored
         if len(problems) > before:
             continue
+        refused = _characters(item, ("id", "from", text_key), path, i)
+        if refused is not None:
+            problems.append(refused)
+            continue
         assert msg_id is not None and sender is not None and text is not None
         out.append(Incoming(msg_id, sender.strip(), text, epoch_ms(received), epoch_ms(sent)))
     return out
@@ -149,6 +188,10 @@ def read_medic_gateway(body: Any) -> tuple[list[Incoming], list[StateUpdate], li
             problems.append(WireProblem(f"{path}.status", f"{status!r} is not one of {', '.join(GATEWAY_STATES)}"))
             continue
         reason = item.get("reason")
+        refused = _characters(item, ("id", "reason"), path, i)
+        if refused is not None:
+            problems.append(refused)
+            continue
         if up_id is not None:
             updates.append(StateUpdate(up_id, GATEWAY_STATES[status], reason if isinstance(reason, str) else None))
     return messages, updates, problems

@@ -9,6 +9,7 @@ the store and the API really hold: the person, the report, the messages kept, th
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -381,3 +382,43 @@ def test_an_update_status_that_is_no_string_is_a_422(demo: SmsDemo) -> None:
                                 auth=demo.auth("gateway"))
         assert resp.status_code == 422, resp.text
         assert [p["field"] for p in resp.json()["error"]["problems"]] == ["updates[0].id", "updates[0].status"]
+
+
+def test_a_message_with_a_nul_or_a_lone_surrogate_is_refused_alone(demo: SmsDemo) -> None:
+    """PostgreSQL cannot store NUL and SQLite cannot encode a lone surrogate: such a message failed the whole
+    poll, on every retry, and held back the good messages after it. Now it alone is refused, and said so."""
+    auth = demo.auth("gateway")
+    good = {"id": "c-1", "from": demo.chw_phone, "content": "P 20 Alinafe Mbewe", "sms_sent": NOW,
+            "sms_received": NOW}
+    batch = {"messages": [good, {**good, "id": "c-2", "content": "P 12 Mary\x00 Banda"},
+                          {**good, "id": "c-3\ud800"},
+                          {**good, "id": "c-4", "from": demo.client_contact["phone"], "content": "VR"}],
+             "updates": [{"id": "out-\x00", "status": "SENT"}]}
+    body = json.dumps(batch)  # lone surrogates travel as JSON escapes
+    first = demo.client.post("/api/sms", content=body, auth=auth, headers={"Content-Type": "application/json"})
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert [(r["index"], r["id"], r["field"]) for r in answer["refused"]] == [
+        (1, "c-2", "messages[1].content"), (2, "c-3\ufffd", "messages[2].id"), (0, "out-\ufffd", "updates[0].id")]
+    assert "NUL" in answer["refused"][0]["message"] and "lone surrogate" in answer["refused"][1]["message"]
+    assert [r["to"] for r in answer["messages"]] == [demo.chw_phone, demo.client_contact["phone"]]
+    total, kept = stored.list_messages(demo.store, EVERYTHING, gateway_user=None, status=None, limit=10, offset=0)
+    assert total == 2 and sorted(m.id for m in kept) == ["c-1", "c-4"]
+    # the gateway sends the batch again: the good ones are replayed, the bad ones refused again, nothing new
+    seq = demo.store.last_seq()
+    again = demo.client.post("/api/sms", content=body, auth=auth, headers={"Content-Type": "application/json"})
+    assert again.status_code == 200 and again.json() == answer
+    assert demo.store.last_seq() == seq
+
+    # the plain endpoint: one result per message, in order, the bad one `refused`
+    plain = {"messages": [{"id": "j-1", "from": demo.chw_phone, "text": "P 10 Esther Phiri"},
+                          {"id": "j-2", "from": "+265\x00", "text": "P 11 Tiwonge Banda"},
+                          {"id": "j-3", "from": demo.chw_phone, "text": "P 9 \udc00"}]}
+    resp = demo.client.post("/api/v1/sms/messages", content=json.dumps(plain), auth=auth,
+                            headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [(r["id"], r["status"], r["error"]) for r in results] == [
+        ("j-1", "processed", None), ("j-2", "refused", "invalid_text"), ("j-3", "refused", "invalid_text")]
+    _, kept = stored.list_messages(demo.store, EVERYTHING, gateway_user=None, status=None, limit=10, offset=0)
+    assert sorted(m.id for m in kept) == ["c-1", "c-4", "j-1"]

@@ -55,3 +55,17 @@ def test_a_status_of_any_json_type_is_a_located_problem() -> None:
     assert updates == []
     assert [p.field for p in problems] == ["updates[0].id", "updates[0].status", "updates[1].status",
                                            "updates[2].status"]
+
+
+def test_a_refused_character_refuses_its_message_only() -> None:
+    messages, updates, problems = gw.read_medic_gateway({
+        "messages": [{"id": "a", "from": "1", "content": "ok"}, {"id": "b", "from": "1", "content": "x\x00"},
+                     {"id": "c\udc00", "from": "1", "content": "ok"}],
+        "updates": [{"id": "r1", "status": "SENT", "reason": "\x00"}, {"id": "r2", "status": "SENT"}]})
+    assert [m.id for m in messages] == ["a"] and [u.id for u in updates] == ["r2"]
+    assert gw.refused_all(problems) == []
+    assert [(p.item, p.item_id, p.field) for p in gw.refused_one(problems)] == [
+        (1, "b", "messages[1].content"), (2, "c\ufffd", "messages[2].id"), (0, "r1", "updates[0].reason")]
+    # a message that is also malformed refuses the request, as any malformed message does
+    _, problems = gw.read_plain({"messages": [{"id": "x\x00", "text": "t"}]})
+    assert [p.field for p in gw.refused_all(problems)] == ["messages[0].from"]
