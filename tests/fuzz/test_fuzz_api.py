@@ -25,7 +25,7 @@ Determinism: schemathesis's deterministic generation (``KAZI_FUZZ_SEED`` switche
 from a seed) and no example database, so CI runs the same requests each time and nothing is written into
 the repository. Bounds: a few examples per operation (``KAZI_FUZZ_EXAMPLES``) and short stateful scenarios
 (``KAZI_FUZZ_STEPS``), so the whole test takes about a minute and a half on two cores.
-docs/security-parts/fuzz.md says how to run it longer.
+docs/security.md ("The API fuzzer") says how to run it longer.
 
 The credentials are bearer tokens, not HTTP Basic: given a Basic username, schemathesis uses it as a value
 for ``{username}`` path parameters, and the administrator then disables herself halfway through the run. For
