@@ -184,24 +184,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def user_error(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(422, str(exc), field=cast(UserError, exc).field)
 
-    async def batch_error(_request: Request, exc: Exception) -> JSONResponse:
-        e = cast(DocumentBatchError, exc)
+    def batch_response(status: int, e: DocumentBatchError, what: str, fix: str) -> JSONResponse:
         bad = len({(p.index, p.doc_id) for p in e.problems})
         fields = {p.field for p in e.problems}
         return error_response(
-            422, f"{bad} of {e.total} document(s) refused; nothing of this batch was stored: fix every problem "
-                 "listed and send the whole batch again",
+            status, f"{bad} of {e.total} document(s) {what}; nothing of this batch was stored: {fix}",
             field=next(iter(fields)) if len(fields) == 1 else None, problems=_problem_dicts(e.problems))
 
+    async def batch_error(_request: Request, exc: Exception) -> JSONResponse:
+        return batch_response(422, cast(DocumentBatchError, exc), "refused",
+                              "fix every problem listed and send the whole batch again")
+
     async def conflict_error(_request: Request, exc: Exception) -> JSONResponse:
-        e = cast(DocumentConflictError, exc)
-        bad = len({(p.index, p.doc_id) for p in e.problems})
-        fields = {p.field for p in e.problems}
-        return error_response(
-            409, f"{bad} of {e.total} document(s) conflict with what is stored; nothing of this batch was stored: "
-                 "read each document named again (its `current_rev` is given), apply your change to it and send "
-                 "the whole batch again", field=next(iter(fields)) if len(fields) == 1 else None,
-            problems=_problem_dicts(e.problems))
+        return batch_response(409, cast(DocumentConflictError, exc), "conflict with what is stored",
+                              "read each document named again (its `current_rev` is given), apply your change to "
+                              "it and send the whole batch again")
 
     async def program_error(_request: Request, exc: Exception) -> JSONResponse:
         e = cast(ProgramError, exc)

@@ -32,6 +32,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from worker_processes import worker_pids
 
 from kazi.engine.taskdocs import sort_for_tasks_tab
 from kazi.server import api as api_module
@@ -818,20 +819,6 @@ def test_api_md_has_a_curl_example_for_every_route(env: Env) -> None:
         assert re.search(r"\$KAZI" + pattern + r"(?=[ \"?\n]|$)", curl_text), f"no curl example for {path}"
 
 
-def _worker_pids(db_url: str) -> list[int]:
-    """Processes running `kazi worker` on this database (from /proc: the test machine is Linux)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"worker" in argv and db_url.encode() in argv:
-                pids.append(int(entry.name))
-    return pids
-
-
 def test_kazi_serve_computes_in_a_worker_process(template_db: Path, tmp_path: Path) -> None:
     """`kazi serve` starts `kazi worker` beside the API: a report is worked off for everyone it concerns
     without anyone reading their tasks (the API process never advances the processed sequence), and stopping
@@ -839,7 +826,7 @@ def test_kazi_serve_computes_in_a_worker_process(template_db: Path, tmp_path: Pa
     db_url = _copy_db(template_db, tmp_path)
     proc, base = _start_serve(db_url, tmp_path)
     try:
-        assert len(_worker_pids(db_url)) == 1
+        assert len(worker_pids(db_url)) == 1
         with httpx.Client(base_url=base, timeout=10) as http:
             assert http.post("/api/v1/docs", auth=auth("alice"), json=sick("bg-1", "1001", 2)).status_code == 200
         store = open_store(db_url)
@@ -855,9 +842,9 @@ def test_kazi_serve_computes_in_a_worker_process(template_db: Path, tmp_path: Pa
     finally:
         _stop(proc)
     deadline = time.monotonic() + 10
-    while _worker_pids(db_url) and time.monotonic() < deadline:
+    while worker_pids(db_url) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _worker_pids(db_url) == []
+    assert worker_pids(db_url) == []
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
@@ -868,18 +855,18 @@ def test_the_worker_process_ends_with_the_server_however_it_ends(template_db: Pa
     db_url = _copy_db(template_db, tmp_path)
     proc, _base = _start_serve(db_url, tmp_path)
     try:
-        assert len(_worker_pids(db_url)) == 1
+        assert len(worker_pids(db_url)) == 1
         proc.send_signal(how)
         proc.wait(timeout=30)
         deadline = time.monotonic() + 15
-        while _worker_pids(db_url) and time.monotonic() < deadline:
+        while worker_pids(db_url) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _worker_pids(db_url) == []
+        assert worker_pids(db_url) == []
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in _worker_pids(db_url):
+        for pid in worker_pids(db_url):
             os.kill(pid, signal.SIGKILL)
 
 

@@ -58,6 +58,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from worker_processes import worker_pids
 
 from kazi.cli.demo import DemoUser, load_demo
 from kazi.engine import taskdocs
@@ -173,19 +174,8 @@ class Server:
             os.kill(pid, signal.SIGKILL)
 
     def worker_pids(self, *, current: bool = False) -> list[int]:
-        """The `kazi worker` processes on this database (from /proc: the test machine is Linux); ``current``:
-        only the running server's (a killed server's worker may still be ending its round)."""
-        parent = str(self.proc.pid).encode() if current and self.proc is not None else None
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    argv = (entry / "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if b"worker" in argv and self.db_url.encode() in argv and (parent is None or parent in argv):
-                    pids.append(int(entry.name))
-        return pids
+        """The `kazi worker` processes on this database; ``current``: only the running server's."""
+        return worker_pids(self.db_url, self.proc.pid if current and self.proc is not None else None)
 
     def wait_worker(self, other_than: set[int], timeout: float = 20.0) -> int:
         """The pid of the running server's worker, when it is not among ``other_than`` (a new one, after a
