@@ -332,14 +332,15 @@ class Authenticator:
             self.forget(entry.username)
 
         self._refuse_while(failures.peek(policies, self.clock())[0])  # reads only, for a flood that already waits
-        with self._gate.admit():
-            # counted as pending before the hash is checked, so that a concurrent burst is throttled too; a
-            # pending attempt whose process dies here lapses after pending_s instead of counting as a failure
+        with self._gate.admit(), self._gate.run():
+            # counted as pending once a hashing thread is about to check it (not while it queues, so that a
+            # killed process leaves at most hash_threads attempts pending) and before the hash is checked, so
+            # that a concurrent burst is throttled too; a pending attempt whose process dies here lapses after
+            # pending_s instead of counting as a failure
             reservation = failures.reserve(policies, self.clock())
             self._refuse_while(reservation.wait_ms)
             try:
-                with self._gate.run():
-                    verified = self.store.users.verify(username, password)
+                verified = self.store.users.verify(username, password)
             except BaseException:
                 with contextlib.suppress(Exception):  # else it lapses: the check's own error is the one to see
                     failures.release(reservation.attempt)
