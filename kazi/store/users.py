@@ -538,7 +538,9 @@ class Backoff:
         wait = 0 if row is None else row.blocked_until - now
         if pending:
             failed = 0 if row is None else self.remaining(row.failures, row.last_failure_at, now)
-            wait = max(wait, max(pending) + self.wait_ms(failed + len(pending)) - now)
+            after = self.wait_ms(failed + len(pending))
+            if after > 0:  # (a check that began after ``now``, in another process, is no reason to wait by itself)
+                wait = max(wait, max(pending) + after - now)
         return max(0, wait)
 
 
@@ -584,7 +586,7 @@ class LoginFailures:
         keys = list(policies)
         with self._writer.begin() as conn:
             rows = _lock(conn, keys, now)
-            pending = _pending(conn, policies, now, drop_lapsed=True)
+            pending = _pending(conn, policies, now)
             wait = max(p.wait_at(rows[k], pending.get(k, []), now) for k, p in policies.items())
             if wait > 0:
                 return Reservation(wait_ms=wait)
@@ -616,6 +618,7 @@ class LoginFailures:
         with self._writer.begin() as conn:
             keys: list[str] = list(conn.execute(select(login_attempts.c.key)
                                                  .where(login_attempts.c.attempt == attempt)).scalars())
+            _lock(conn, [*keys, *forget], now_ms())  # the keys' rows first, in order, as every writer here
             conn.execute(delete(login_attempts).where(login_attempts.c.attempt == attempt))
             if forget:
                 _forget(conn, forget)
@@ -633,6 +636,7 @@ class LoginFailures:
         """Drop the keys' counts, failures and pending checks (a success on the path that reserved nothing, an
         admin ending a wait)."""
         with self._writer.begin() as conn:
+            _lock(conn, keys, now_ms())
             _forget(conn, keys)
 
     def purge(self, now: int, decay_ms: int, lapse_ms: int = DEFAULT_LAPSE_MS) -> int:
@@ -642,8 +646,10 @@ class LoginFailures:
             login_failures.c.blocked_until <= now,
             login_failures.c.last_failure_at + login_failures.c.failures * decay_ms <= now)
         with self._writer.begin() as conn:
-            lapsed = conn.execute(delete(login_attempts).where(login_attempts.c.started_at <= now - lapse_ms))
-            return int(conn.execute(query).rowcount or 0) + int(lapsed.rowcount or 0)
+            lapsed = int(conn.execute(delete(login_attempts)
+                                      .where(login_attempts.c.started_at <= now - lapse_ms)).rowcount or 0)
+        with self._writer.begin() as conn:
+            return int(conn.execute(query).rowcount or 0) + lapsed
 
     def count(self) -> int:
         """Keys with failures counted (or a check in flight)."""
@@ -658,9 +664,11 @@ class LoginFailures:
 
 
 def _lock(conn: Connection, keys: Sequence[str], now: int) -> dict[str, Row[Any]]:
-    """The keys' ``login_failures`` rows, created if missing and locked in key order (so that two attempts on
-    the same keys take turns and cannot deadlock). A row another transaction deletes between the insert and
-    the lock (a success, the housekeeping) is inserted again."""
+    """The keys' ``login_failures`` rows, created if missing and locked in key order, before any of their
+    ``login_attempts`` rows is touched: so two attempts on the same keys take turns and cannot deadlock. A row
+    another transaction deletes between the insert and the lock (a success, the housekeeping) is inserted
+    again."""
+    keys = sorted(set(keys))
     for _ in range(5):
         conn.execute(_insert_ignore(conn.dialect.name),
                      [{"key": k, "failures": 0, "last_failure_at": now, "blocked_until": 0} for k in keys])
@@ -671,24 +679,15 @@ def _lock(conn: Connection, keys: Sequence[str], now: int) -> dict[str, Row[Any]
     raise RuntimeError("login_failures rows vanished while being locked")  # pragma: no cover
 
 
-def _pending(conn: Connection, policies: Mapping[str, Backoff], now: int, *,
-             drop_lapsed: bool = False) -> dict[str, list[int]]:
-    """The start times of the keys' checks in flight that have not lapsed (``drop_lapsed``: and delete the
-    lapsed ones, under the keys' lock)."""
-    keys = list(policies)
+def _pending(conn: Connection, policies: Mapping[str, Backoff], now: int) -> dict[str, list[int]]:
+    """The start times of the keys' checks in flight that have not lapsed (the lapsed ones are left to the
+    housekeeping: deleting them here too could deadlock with it)."""
     rows = conn.execute(select(login_attempts.c.key, login_attempts.c.started_at)
-                        .where(login_attempts.c.key.in_(keys))).all()
+                        .where(login_attempts.c.key.in_(list(policies)))).all()
     out: dict[str, list[int]] = {}
-    lapsed = False
     for r in rows:
         if r.started_at > now - policies[r.key].lapse_ms:
             out.setdefault(r.key, []).append(r.started_at)
-        else:
-            lapsed = True
-    if drop_lapsed and lapsed:
-        for key, policy in policies.items():
-            conn.execute(delete(login_attempts).where(login_attempts.c.key == key,
-                                                      login_attempts.c.started_at <= now - policy.lapse_ms))
     return out
 
 
