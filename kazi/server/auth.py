@@ -280,7 +280,8 @@ class Authenticator:
         return self.store.users.purge_tokens(SESSION_LABEL, created_before=cutoff, username=username)
 
     def housekeeping(self) -> None:
-        """What the background worker runs hourly: dead sessions and fully decayed failure counts go."""
+        """What the background worker runs hourly: dead sessions, fully decayed failure counts and lapsed pending
+        checks go."""
         self.purge_sessions()
         self.store.users.login_failures.purge(self.clock(), max(self._account_backoff.decay_ms,
                                                                 self._address_backoff.decay_ms),
