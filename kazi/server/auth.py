@@ -26,10 +26,14 @@ address in the store (:class:`kazi.store.users.LoginFailures`), so every API pro
 a restart forgets none. After ``*_free_failures`` failures a key must wait before its next check (429 with
 ``Retry-After``), twice as long after each further failure, at most ``max_delay_s``; one failure is forgotten
 per ``decay_s`` without failures, so nobody is locked out for good. While a key waits no password is checked
-at all, the right one included: otherwise the wait would not slow down guessing. A success clears the
-account's count and takes back its own attempt from the address's (the address's other failures stay, so an
-attacker cannot clear them by logging in to an account of their own). Sessions and tokens are not throttled:
-a user whose account is being guessed at keeps working in the web app and with their scripts' tokens.
+at all, the right one included: otherwise the wait would not slow down guessing. A check is counted as
+*pending* before its hash is checked, so that a burst of concurrent guesses waits as a sequence of them would;
+it becomes a failure when the password is wrong, and a success releases it. A pending check that neither
+failed nor succeeded within ``pending_s`` (its server process was killed) lapses: a crash never leaves a right
+password counted as a failure. A success clears the account's count; the address keeps its other failures,
+so an attacker cannot clear them by logging in to an account of their own. Sessions and tokens are not
+throttled: a user whose account is being guessed at keeps working in the web app and with their scripts'
+tokens.
 
 **Hashing pool.** Argon2 takes tens of milliseconds of CPU and 64 MiB per check. At most ``hash_threads``
 checks run at once and at most ``hash_queue`` more wait; a check beyond those is refused at once (429,
@@ -83,6 +87,10 @@ class AuthSettings:
     max_delay_s: float = _setting(900.0, "KAZI_LOGIN_MAX_DELAY_S", "the longest wait (seconds)")
     decay_s: float = _setting(900.0, "KAZI_LOGIN_DECAY_S",
                               "one counted failure is forgotten per this many seconds without failures")
+    pending_s: float = _setting(
+        30.0, "KAZI_LOGIN_PENDING_S",
+        "how long a password check in flight counts as a pending failure at most: one whose server process died "
+        "lapses after it (longer than any real check)")
     hash_threads: int = _setting(max(1, (os.cpu_count() or 2) // 2), "KAZI_PASSWORD_HASH_THREADS",
                                  "password hashes checked at once (default: half the CPUs, at least 1)")
     hash_queue: int = _setting(8, "KAZI_PASSWORD_HASH_QUEUE",
@@ -138,7 +146,8 @@ class AuthSettings:
 
     def backoff(self, free: int) -> Backoff:
         return Backoff(free=free, first_delay_ms=round(self.first_delay_s * 1000),
-                       max_delay_ms=round(self.max_delay_s * 1000), decay_ms=round(self.decay_s * 1000))
+                       max_delay_ms=round(self.max_delay_s * 1000), decay_ms=round(self.decay_s * 1000),
+                       lapse_ms=round(self.pending_s * 1000))
 
 
 class AuthError(Exception):
@@ -271,9 +280,12 @@ class Authenticator:
         return self.store.users.purge_tokens(SESSION_LABEL, created_before=cutoff, username=username)
 
     def housekeeping(self) -> None:
-        """What the background worker runs hourly: dead sessions and fully decayed failure counts go."""
+        """What the background worker runs hourly: dead sessions, fully decayed failure counts and lapsed pending
+        checks go."""
         self.purge_sessions()
-        self.store.users.login_failures.purge(self.clock(), self._account_backoff.decay_ms)
+        self.store.users.login_failures.purge(self.clock(), max(self._account_backoff.decay_ms,
+                                                                self._address_backoff.decay_ms),
+                                              self._account_backoff.lapse_ms)
 
     def close_session(self, cookie: str) -> None:
         """Log out: revoke the session's token (harmless when it is already revoked or malformed)."""
@@ -302,14 +314,16 @@ class Authenticator:
     def _check(self, username: str, password: str, address: str | None) -> Verified:
         failures = self.store.users.login_failures
         account = failure_key("account", username)
-        keys = [account] if address is None else [account, failure_key("address", address)]
+        policies = {account: self._account_backoff}
+        if address is not None:
+            policies[failure_key("address", address)] = self._address_backoff
         key = _cache_key(username, password)
         with self._lock:
             entry = self._basic.get(key)
         if entry is not None and entry.expires > self.monotonic():
             # a remembered password is still refused while the account or address waits: otherwise a right
             # guess would show itself by the answer
-            wait, counted = failures.peek(keys, self.clock())
+            wait, counted = failures.peek(policies, self.clock())
             self._refuse_while(wait)
             found = self.store.users.get_with_stamp(entry.username)
             if found is not None and not found[0].disabled and found[1] == entry.stamp:
@@ -318,19 +332,25 @@ class Authenticator:
                 return Verified(found[0], entry.stamp)
             self.forget(entry.username)
 
-        self._refuse_while(failures.peek(keys, self.clock())[0])  # a read only, for a flood that already waits
-        policies = {account: self._account_backoff}
-        if address is not None:
-            policies[keys[1]] = self._address_backoff
-        with self._gate.admit():
+        self._refuse_while(failures.peek(policies, self.clock())[0])  # reads only, for a flood that already waits
+        with self._gate.admit(), self._gate.run():
+            # counted as pending once a hashing thread is about to check it (not while it queues, so that a
+            # killed process leaves at most hash_threads attempts pending) and before the hash is checked, so
+            # that a concurrent burst is throttled too; a pending attempt whose process dies here lapses after
+            # pending_s instead of counting as a failure
             reservation = failures.reserve(policies, self.clock())
             self._refuse_while(reservation.wait_ms)
-            with self._gate.run():
+            try:
                 verified = self.store.users.verify(username, password)
+            except BaseException:
+                with contextlib.suppress(Exception):  # else it lapses: the check's own error is the one to see
+                    failures.release(reservation.attempt)
+                raise
         if verified is None:
-            after = _seconds(reservation.wait_after_ms) if reservation.wait_after_ms > 0 else None
+            wait_ms = failures.failed(reservation.attempt, policies, self.clock())
+            after = _seconds(wait_ms) if wait_ms > 0 else None
             raise AuthError("wrong username or password, or the account is disabled", retry_after_s=after)
-        failures.succeeded([account], {k: p for k, p in policies.items() if k != account})
+        failures.succeeded(reservation.attempt, [account])
         with self._lock:
             now = self.monotonic()
             if len(self._basic) >= _MAX_CACHE:

@@ -25,8 +25,8 @@ Why these tables:
 * ``users`` and ``user_tokens`` are the accounts (passwords and tokens only as hashes; ``users.locale``, the
   language the web app shows, came with migration 0003);
 * ``login_failures`` counts recent failed password checks per account and per client address, so every API
-  process throttles the same guesses and a restart forgets none of them (migration 0010;
-  :mod:`kazi.server.auth`);
+  process throttles the same guesses and a restart forgets none of them; ``login_attempts`` holds the checks
+  in flight, counted as pending until they end or lapse (migration 0010; :mod:`kazi.server.auth`);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
   after a restart and an admin can see what ran when (migration 0002);
 * ``service_state`` and ``task_users`` are the task service's memory: the last change it processed, and per
@@ -50,6 +50,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -224,6 +225,17 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),  # counted failures, each forgotten after a decay period
     Column("last_failure_at", BigInteger, nullable=False),  # epoch ms
     Column("blocked_until", BigInteger, nullable=False),  # epoch ms; no password is checked before it
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    # password checks in flight, one row per attempt and key (a ``login_failures`` key): each counts as pending
+    # until its check ends, and lapses on its own if the process checking it died
+    Column("attempt", String(32), nullable=False),  # random, chosen by the process that checks it
+    Column("key", String(80), nullable=False),
+    Column("started_at", BigInteger, nullable=False),  # epoch ms
+    PrimaryKeyConstraint("key", "attempt"),
 )
 
 programs = Table(

@@ -46,7 +46,7 @@ from kazi.engine import permissions
 from kazi.errors import NotFoundError, UserError
 from kazi.program.translations import is_locale
 from kazi.store import db
-from kazi.store.schema import CONTACT, doc_ancestors, login_failures, user_tokens, users
+from kazi.store.schema import CONTACT, doc_ancestors, login_attempts, login_failures, user_tokens, users
 from kazi.store.schema import docs as docs_t
 
 #: roles that see every document (with the admin roles ``_admin`` and ``admin``): CHT's national manager role
@@ -498,18 +498,25 @@ class UserStore:
 # failed password checks
 
 
+#: how long a password check in flight counts at most, unless the caller says otherwise (``Backoff.lapse_ms``)
+DEFAULT_LAPSE_MS: Final = 30_000
+
+
 @dataclass(frozen=True)
 class Backoff:
     """How failed password checks slow down further ones, for one kind of key (an account, an address).
 
     ``free`` failures cost nothing; each one after them makes the key wait before its next check, twice as long
     as the one before, starting at ``first_delay_ms`` and never longer than ``max_delay_ms``. A failure is
-    forgotten ``decay_ms`` after the last one (one per period), so a key that stops failing is free again."""
+    forgotten ``decay_ms`` after the last one (one per period), so a key that stops failing is free again. A
+    check in flight counts as a pending failure for at most ``lapse_ms``: longer than any real check, so only
+    a check whose process died lapses."""
 
     free: int
     first_delay_ms: int
     max_delay_ms: int
     decay_ms: int
+    lapse_ms: int = DEFAULT_LAPSE_MS
 
     def wait_ms(self, failures: int) -> int:
         """The wait after the ``failures``-th counted failure."""
@@ -523,91 +530,170 @@ class Backoff:
             return 0
         return max(0, failures - max(0, now - last_failure_at) // self.decay_ms)
 
+    def wait_at(self, row: Row[Any] | None, pending: Sequence[int], now: int) -> int:
+        """How long a key with the ``login_failures`` ``row`` and checks in flight that started at ``pending``
+        (epoch ms, the lapsed ones left out) must wait at ``now`` before a further check: the wait of its last
+        failure, or the wait its pending checks would start if they all failed, counted from the last one's
+        start (as if each had failed when it began, so a concurrent burst waits as a sequence would)."""
+        wait = 0 if row is None else row.blocked_until - now
+        if pending:
+            failed = 0 if row is None else self.remaining(row.failures, row.last_failure_at, now)
+            after = self.wait_ms(failed + len(pending))
+            if after > 0:  # (a check that began after ``now``, in another process, is no reason to wait by itself)
+                wait = max(wait, max(pending) + after - now)
+        return max(0, wait)
+
 
 @dataclass(frozen=True)
 class Reservation:
     """The outcome of :meth:`LoginFailures.reserve`: ``wait_ms`` > 0 means refused (try again after it);
-    otherwise the check may run and ``wait_after_ms`` is how long the keys wait if it fails."""
+    otherwise the check may run as ``attempt`` and ``wait_after_ms`` is how long the keys would wait if every
+    check in flight failed."""
 
     wait_ms: int
     wait_after_ms: int = 0
+    attempt: str = ""
 
 
 class LoginFailures:
     """Failed password checks per key, in the store (``login_failures``), shared by every API process.
 
-    An attempt is counted *before* its password is checked (:meth:`reserve`) and a success takes it back
-    (:meth:`succeeded`): counted afterwards, a burst of concurrent guesses would all be checked before the
-    first failure was written. Keys are opaque strings (the server's: ``account:<digest>``,
-    ``address:<digest>``)."""
+    An attempt is counted *before* its password is checked (:meth:`reserve`), as *pending*, in
+    ``login_attempts``: counted only afterwards, a burst of concurrent guesses would all be checked before the
+    first failure was written. It becomes a failure when its check fails (:meth:`failed`), is released when it
+    succeeds (:meth:`succeeded`) or cannot be decided (:meth:`release`), and lapses ``lapse_ms`` after it began
+    if none of these came (the process checking it was killed): a crash must not leave a right password
+    counted as a failure. Keys are opaque strings (the server's: ``account:<digest>``, ``address:<digest>``)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer = db.writer(engine)
 
-    def peek(self, keys: Sequence[str], now: int) -> tuple[int, set[str]]:
-        """``(ms until every key may be checked again, 0 for now; the keys that have failures counted)``:
-        one read, no lock, for the path that checks no password hash."""
+    def peek(self, policies: Mapping[str, Backoff], now: int) -> tuple[int, set[str]]:
+        """``(ms until every key may be checked again, 0 for now; the keys that have failures or pending checks
+        counted)``: reads only, no lock, for the path that checks no password hash."""
+        keys = list(policies)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(login_failures.c.key, login_failures.c.blocked_until)
-                                .where(login_failures.c.key.in_(list(keys)))).all()
-        return max([0, *(r.blocked_until - now for r in rows)]), {r.key for r in rows}
+            rows = {r.key: r for r in conn.execute(select(login_failures)
+                                                   .where(login_failures.c.key.in_(keys))).all()}
+            pending = _pending(conn, policies, now)
+        wait = max([0, *(p.wait_at(rows.get(k), pending.get(k, []), now) for k, p in policies.items())])
+        return wait, set(rows) | set(pending)
 
     def reserve(self, policies: Mapping[str, Backoff], now: int) -> Reservation:
-        """Count an attempt for every key, unless one of them is still waiting (then nothing changes)."""
+        """Count an attempt as pending for every key, unless one of them is still waiting (then nothing is
+        counted)."""
         keys = list(policies)
         with self._writer.begin() as conn:
-            conn.execute(_insert_ignore(conn.dialect.name),
-                         [{"key": k, "failures": 0, "last_failure_at": now, "blocked_until": 0} for k in keys])
-            rows = {r.key: r for r in conn.execute(select(login_failures).where(login_failures.c.key.in_(keys))
-                                                   .order_by(login_failures.c.key).with_for_update()).all()}
-            wait = max(rows[k].blocked_until - now for k in keys)
+            rows = _lock(conn, keys, now)
+            pending = _pending(conn, policies, now)
+            wait = max(p.wait_at(rows[k], pending.get(k, []), now) for k, p in policies.items())
             if wait > 0:
                 return Reservation(wait_ms=wait)
-            after = 0
+            attempt = secrets.token_hex(16)
+            conn.execute(login_attempts.insert(), [{"attempt": attempt, "key": k, "started_at": now} for k in keys])
+        after = max(p.wait_at(rows[k], [*pending.get(k, []), now], now) for k, p in policies.items())
+        return Reservation(wait_ms=0, wait_after_ms=after, attempt=attempt)
+
+    def failed(self, attempt: str, policies: Mapping[str, Backoff], now: int) -> int:
+        """A reserved attempt's password was wrong: it becomes a failure of every key (even when it lapsed
+        meanwhile). Returns how long the keys now wait (ms, 0 for not at all)."""
+        keys = list(policies)
+        with self._writer.begin() as conn:
+            rows = _lock(conn, keys, now)
+            conn.execute(delete(login_attempts).where(login_attempts.c.attempt == attempt))
             for key, policy in policies.items():
                 row = rows[key]
                 failures = policy.remaining(row.failures, row.last_failure_at, now) + 1
-                blocked = now + policy.wait_ms(failures)
-                after = max(after, blocked - now)
+                blocked = max(row.blocked_until, now + policy.wait_ms(failures))
                 conn.execute(update(login_failures).where(login_failures.c.key == key)
                              .values(failures=failures, last_failure_at=now, blocked_until=blocked))
-        return Reservation(wait_ms=0, wait_after_ms=after)
+            rows = _lock(conn, keys, now)
+            pending = _pending(conn, policies, now)
+        return max(p.wait_at(rows[k], pending.get(k, []), now) for k, p in policies.items())
 
-    def succeeded(self, forget: Sequence[str], undo: Mapping[str, Backoff]) -> None:
-        """A reserved attempt succeeded: the ``forget`` keys (the account) start afresh; the ``undo`` keys (the
-        address, whose other accounts may still be guessed at) lose this attempt only."""
+    def succeeded(self, attempt: str, forget: Sequence[str]) -> None:
+        """A reserved attempt succeeded: it is released, and the ``forget`` keys (the account) start afresh. The
+        other keys (the address, whose other accounts may still be guessed at) keep their failures."""
         with self._writer.begin() as conn:
+            keys: list[str] = list(conn.execute(select(login_attempts.c.key)
+                                                 .where(login_attempts.c.attempt == attempt)).scalars())
+            _lock(conn, [*keys, *forget], now_ms())  # the keys' rows first, in order, as every writer here
+            conn.execute(delete(login_attempts).where(login_attempts.c.attempt == attempt))
             if forget:
-                conn.execute(delete(login_failures).where(login_failures.c.key.in_(list(forget))))
-            for key, policy in undo.items():
-                row = conn.execute(select(login_failures).where(login_failures.c.key == key)
-                                   .with_for_update()).first()
-                if row is None:
-                    continue
-                failures = max(0, row.failures - 1)
-                if failures == 0:
-                    conn.execute(delete(login_failures).where(login_failures.c.key == key))
-                else:
-                    conn.execute(update(login_failures).where(login_failures.c.key == key).values(
-                        failures=failures, blocked_until=row.last_failure_at + policy.wait_ms(failures)))
+                _forget(conn, forget)
+            # a row kept only to be locked while its key had checks in flight: the table holds keys with failures
+            conn.execute(delete(login_failures).where(
+                login_failures.c.key.in_(keys), login_failures.c.failures == 0,
+                ~select(login_attempts.c.key).where(login_attempts.c.key == login_failures.c.key).exists()))
+
+    def release(self, attempt: str) -> None:
+        """A reserved attempt whose check could not be made (an error): neither a failure nor a success."""
+        with self._writer.begin() as conn:
+            conn.execute(delete(login_attempts).where(login_attempts.c.attempt == attempt))
 
     def forget(self, keys: Sequence[str]) -> None:
-        """Drop the keys' counts (a success on the path that reserved nothing)."""
+        """Drop the keys' counts, failures and pending checks (a success on the path that reserved nothing, an
+        admin ending a wait)."""
         with self._writer.begin() as conn:
-            conn.execute(delete(login_failures).where(login_failures.c.key.in_(list(keys))))
+            _lock(conn, keys, now_ms())
+            _forget(conn, keys)
 
-    def purge(self, now: int, decay_ms: int) -> int:
-        """Delete the rows whose failures have all decayed and whose wait is over; returns how many."""
+    def purge(self, now: int, decay_ms: int, lapse_ms: int = DEFAULT_LAPSE_MS) -> int:
+        """Delete the rows whose failures have all decayed and whose wait is over, and the pending checks that
+        lapsed; returns how many."""
         query = delete(login_failures).where(
             login_failures.c.blocked_until <= now,
             login_failures.c.last_failure_at + login_failures.c.failures * decay_ms <= now)
         with self._writer.begin() as conn:
-            return int(conn.execute(query).rowcount or 0)
+            lapsed = int(conn.execute(delete(login_attempts)
+                                      .where(login_attempts.c.started_at <= now - lapse_ms)).rowcount or 0)
+        with self._writer.begin() as conn:
+            return int(conn.execute(query).rowcount or 0) + lapsed
 
     def count(self) -> int:
+        """Keys with failures counted (or a check in flight)."""
         with self._engine.connect() as conn:
             return len(conn.execute(select(login_failures.c.key)).all())
+
+    def pending(self, now: int, lapse_ms: int = DEFAULT_LAPSE_MS) -> int:
+        """Checks in flight that have not lapsed at ``now``, per key (an attempt for two keys counts twice)."""
+        with self._engine.connect() as conn:
+            return len(conn.execute(select(login_attempts.c.key)
+                                    .where(login_attempts.c.started_at > now - lapse_ms)).all())
+
+
+def _lock(conn: Connection, keys: Sequence[str], now: int) -> dict[str, Row[Any]]:
+    """The keys' ``login_failures`` rows, created if missing and locked in key order, before any of their
+    ``login_attempts`` rows is touched: so two attempts on the same keys take turns and cannot deadlock. A row
+    another transaction deletes between the insert and the lock (a success, the housekeeping) is inserted
+    again."""
+    keys = sorted(set(keys))
+    for _ in range(5):
+        conn.execute(_insert_ignore(conn.dialect.name),
+                     [{"key": k, "failures": 0, "last_failure_at": now, "blocked_until": 0} for k in keys])
+        rows = {r.key: r for r in conn.execute(select(login_failures).where(login_failures.c.key.in_(list(keys)))
+                                               .order_by(login_failures.c.key).with_for_update()).all()}
+        if len(rows) == len(set(keys)):
+            return rows
+    raise RuntimeError("login_failures rows vanished while being locked")  # pragma: no cover
+
+
+def _pending(conn: Connection, policies: Mapping[str, Backoff], now: int) -> dict[str, list[int]]:
+    """The start times of the keys' checks in flight that have not lapsed (the lapsed ones are left to the
+    housekeeping: deleting them here too could deadlock with it)."""
+    rows = conn.execute(select(login_attempts.c.key, login_attempts.c.started_at)
+                        .where(login_attempts.c.key.in_(list(policies)))).all()
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        if r.started_at > now - policies[r.key].lapse_ms:
+            out.setdefault(r.key, []).append(r.started_at)
+    return out
+
+
+def _forget(conn: Connection, keys: Sequence[str]) -> None:
+    conn.execute(delete(login_failures).where(login_failures.c.key.in_(list(keys))))
+    conn.execute(delete(login_attempts).where(login_attempts.c.key.in_(list(keys))))
 
 
 def _insert_ignore(dialect: str) -> postgresql.Insert | sqlite.Insert:

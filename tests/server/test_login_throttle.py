@@ -143,7 +143,8 @@ def test_one_address_guessing_at_many_accounts_is_throttled(env: Env) -> None:
     env.clock.advance(1)
     assert _login(attacker, "carol").status_code == 200
     resp = _login(attacker, "user9", "wrong-password")
-    assert resp.headers["Retry-After"] == "1"  # still the 5th failure: carol's success took back only itself
+    assert resp.status_code == 401 and resp.headers["Retry-After"] == "2"  # the 6th failure: carol's success
+    # released her own attempt only
     # another address is not concerned, and neither are the accounts guessed at
     assert _login(env.client(settings, OTHER), "user0", "wrong-password").status_code == 401
     assert _login(env.client(settings, OTHER), "bob").status_code == 200
@@ -277,3 +278,108 @@ def test_a_burst_of_concurrent_guesses_gets_no_more_checks_than_a_sequence(env: 
     assert len(admitted) == 3  # two free, and the third that starts the wait
     assert sorted(o.wait_after_ms for o in admitted) == [0, 0, 1000]
     assert all(o.wait_ms == 1000 for o in outcomes if o.wait_ms)
+
+
+def test_a_check_whose_server_process_died_lapses_and_never_blocks_the_right_password(env: Env) -> None:
+    """A check is counted as pending before its hash is checked; a server process killed before the check ended
+    leaves it so. While it could still be running it counts (a burst is a burst), but after ``pending_s`` it
+    lapses: it never becomes a failure, so a right password is not refused because of a crash."""
+    from kazi.server.auth import failure_key
+
+    settings = _settings(account_free_failures=100, address_free_failures=2, pending_s=30.0)
+    c = env.client(settings)
+    failures = env.store.users.login_failures
+    policies = {failure_key("account", "alice"): settings.backoff(100),
+                failure_key("address", ATTACKER): settings.backoff(2)}
+    admitted = 0
+    while admitted < 5:  # checks from the address admitted one after another, in flight when the server was killed
+        reservation = failures.reserve(policies, env.clock())
+        if reservation.wait_ms:  # the third started a wait of 1 s, the fourth one of 2 s: a burst is a burst
+            env.clock.advance(reservation.wait_ms / 1000)
+        else:
+            admitted += 1
+    assert env.clock.now == T0 + 3000 and failures.pending(env.clock()) == 10  # five attempts, two keys each
+    # while they may still be running they count: the fifth made the address wait 4 s, whatever the account
+    assert _throttled(_login(c, "bob")) == 4
+    env.clock.advance(30)  # 30 s after the last one began: every one has lapsed
+    assert failures.pending(env.clock()) == 0
+    assert _login(c, "bob").status_code == 200
+    for _ in range(2):  # the lapsed checks are not failures: the address has its two free failures
+        resp = _login(c, "carol", "wrong-password")
+        assert resp.status_code == 401 and "Retry-After" not in resp.headers
+    assert _login(c, "carol", "wrong-password").headers["Retry-After"] == "1"
+    # the housekeeping deletes the lapsed rows
+    assert failures.pending(env.clock(), lapse_ms=10**15) == 10
+    c.app.state.kazi.auth.housekeeping()  # type: ignore[attr-defined]
+    assert failures.pending(env.clock(), lapse_ms=10**15) == 0
+
+
+def test_a_concurrent_burst_is_counted_while_in_flight_and_its_failures_after(env: Env) -> None:
+    """Over HTTP with the checks held in flight: the checks beyond the free ones are refused while the first
+    ones run; when those fail they are failures (401, the last with `Retry-After`) and the right password waits."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = env.client(_settings(account_free_failures=2, hash_threads=8, hash_queue=8))
+    release = threading.Event()
+    verify = env.store.users.verify
+
+    def held_verify(username: str, password: str) -> object:
+        assert release.wait(30)
+        return verify(username, password)
+
+    env.store.users.verify = held_verify  # type: ignore[method-assign,assignment]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            burst = [pool.submit(_login, c, "alice", "wrong-password") for _ in range(6)]
+            for _ in range(3000):  # three checks admitted (two free, the third starts the wait), three refused
+                if sum(f.done() for f in burst) == 3:
+                    break
+                threading.Event().wait(0.01)
+            done = [f.result() for f in burst if f.done()]
+            assert len(done) == 3 and all(r.status_code == 429 for r in done)
+            assert env.store.users.login_failures.pending(env.clock()) == 6  # three attempts, two keys each
+            assert _throttled(_login(c, "alice")) == 1  # the right password too, while the burst runs
+            release.set()
+            answers = [f.result() for f in burst if f.result().status_code != 429]
+    finally:
+        release.set()
+        env.store.users.verify = verify  # type: ignore[method-assign]
+    # the three are failures, and the keys wait from the third (the first two are told so while the third runs)
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in answers] == [(401, "1")] * 3
+    assert env.store.users.login_failures.pending(env.clock()) == 0
+    assert _throttled(_login(c, "alice")) == 1  # three failures counted
+    env.clock.advance(1)
+    assert _login(c, "alice").status_code == 200
+
+
+def test_a_check_that_errs_is_neither_a_failure_nor_left_pending(env: Env) -> None:
+    c = env.client(_settings(account_free_failures=0))
+    verify = env.store.users.verify
+
+    def broken(username: str, password: str) -> object:
+        raise RuntimeError("the database went away")
+
+    env.store.users.verify = broken  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(RuntimeError):
+            _login(c, "alice")
+    finally:
+        env.store.users.verify = verify  # type: ignore[method-assign]
+    assert env.store.users.login_failures.pending(env.clock()) == 0
+    assert _login(c, "alice").status_code == 200  # no failure was counted, although none is free
+
+
+def test_a_check_that_began_a_moment_later_elsewhere_is_no_reason_to_wait(env: Env) -> None:
+    """Another process may reserve a check between this one reading the clock and reading the store: a pending
+    check that starts no wait must not make this one wait the few milliseconds between them (a 429 for a right
+    password, seen with concurrent clients)."""
+    from kazi.server.auth import failure_key
+
+    settings = _settings()
+    failures = env.store.users.login_failures
+    policies = {failure_key("account", "alice"): settings.backoff(3), failure_key("address", ATTACKER):
+                settings.backoff(100)}
+    assert failures.reserve(policies, env.clock() + 5).wait_ms == 0
+    assert failures.peek(policies, env.clock())[0] == 0
+    assert failures.reserve(policies, env.clock()).wait_ms == 0
