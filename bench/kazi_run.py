@@ -69,10 +69,10 @@ def parallel_entry(workers: int) -> tuple[Any, str]:
     if workers <= 1:
         return None, ""
     try:
-        import kazi.workers as kw
+        from kazi.service import emission_pool
     except ImportError:
         return None, ""
-    fn = getattr(kw, "compute_parallel", None)
+    fn = getattr(emission_pool, "compute_parallel", None)
     if callable(fn):
         return fn, f"kazi.workers.compute_parallel(workers={workers})"
     return None, ""
@@ -156,7 +156,7 @@ def main() -> int:
         log(f"full compute, V8 runtime already up: min {min(warm):.0f} ms of {len(warm)}")
     if par_fn is not None:
         # as a server runs it: the worker pool already started (and its programs loaded) before the compute
-        from kazi.workers import ParallelEmissionSource
+        from kazi.service.emission_pool import ParallelEmissionSource
 
         with ParallelEmissionSource(program.path, a.workers) as source:
             warm = contacts[:50]

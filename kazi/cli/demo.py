@@ -32,7 +32,7 @@ from kazi.population import DEFAULT_TZ, Population, generate
 from kazi.program.loader import load_program
 
 if TYPE_CHECKING:
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
     from kazi.store import Store
 
 #: the demo's own database, recreated on each run so that the demo never mixes with real data
@@ -212,7 +212,7 @@ def sms_example(population: Population, base: str, users: list[DemoUser]) -> str
 
 def serve_demo(args: argparse.Namespace) -> int:
     from kazi.server.api import create_app
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
     from kazi.store import open_store
 
     day = args.date or date.today()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from kazi.engine.dates import make_local
 
 if TYPE_CHECKING:
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
 
 #: complete months before the demo's month that the replay covers (the supervisor report's default range)
 REPLAY_MONTHS = 3

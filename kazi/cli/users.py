@@ -175,7 +175,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _unthrottle(args: argparse.Namespace) -> int:
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     keys = []
     if args.name:

@@ -58,10 +58,7 @@ from kazi.errors import (
 )
 from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, inspect_tasks
-from kazi.server.auth import SESSION_COOKIE, Authenticator, AuthError, AuthSettings, Throttled, client_address
-from kazi.server.background import BackgroundWorker
 from kazi.server.limits import InputSettings
-from kazi.server.pages import PageCache
 from kazi.server.schemas import (
     DocResult,
     DocsWritten,
@@ -78,8 +75,11 @@ from kazi.server.schemas import (
     UserUpdate,
     ValidationOut,
 )
-from kazi.server.service import TaskService
 from kazi.server.views import task_items
+from kazi.service.auth import SESSION_COOKIE, Authenticator, AuthError, AuthSettings, Throttled, client_address
+from kazi.service.pages import PageCache
+from kazi.service.tasks import TaskService
+from kazi.service.worker import BackgroundWorker
 from kazi.sms.phones import country_code_of
 from kazi.store import UNSET, Store, StoredUser, is_offline, open_store
 from kazi.store.interactions import InteractionLimits

@@ -47,7 +47,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kazi.characters import printable, refused_character
 from kazi.server.api import AUTHENTICATED, ApiContext, ApiError, authenticate, error_response
-from kazi.server.auth import SESSION_COOKIE
 from kazi.server.limits import (
     ITEMS_CHECKED,
     OPEN_BODY_BYTES,
@@ -57,6 +56,7 @@ from kazi.server.limits import (
     oversized_message,
     parse_strict,
 )
+from kazi.service.auth import SESSION_COOKIE
 
 log = logging.getLogger("kazi.server")
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from kazi.program.loader import Program
 from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.server.limits import checks_its_items
-from kazi.server.sms_service import SmsProcessor
+from kazi.service.sms import SmsProcessor
 from kazi.sms import gateway as gw
 from kazi.store import StoredUser, scope_of
 from kazi.store import sms as stored

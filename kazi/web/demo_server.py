@@ -20,7 +20,7 @@ from datetime import date
 from kazi.cli.demo import DemoUser, load_demo
 from kazi.engine.dates import make_local
 from kazi.population import DEFAULT_TZ, generate
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 
 #: the day the tests and screenshots are frozen on (any day works; a fixed one keeps pictures stable)

@@ -14,7 +14,7 @@ from kazi.cli.demo import load_demo
 from kazi.cli.demo_history import day_bounds, replay_start, split_by_day
 from kazi.engine.dates import local_date_str, make_local
 from kazi.population import DEFAULT_TZ, generate
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 TZ = DEFAULT_TZ

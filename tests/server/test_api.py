@@ -37,7 +37,7 @@ from worker_processes import worker_pids
 from kazi.engine.taskdocs import sort_for_tasks_tab
 from kazi.server import api as api_module
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 from kazi.store import tracking as tr
 
@@ -888,7 +888,7 @@ def test_task_pages_come_from_the_cache_until_the_callers_tasks_change(env: Env)
 
 
 def test_page_cache_expires_and_evicts() -> None:
-    from kazi.server.pages import PageCache
+    from kazi.service.pages import PageCache
 
     now = [0.0]
     cache = PageCache(max_entries=2, ttl_s=10, clock=lambda: now[0])

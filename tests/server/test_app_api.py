@@ -27,7 +27,7 @@ from kazi.engine.dates import make_local
 from kazi.population import DEFAULT_TZ, generate
 from kazi.program.forms import lookup
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 DAY = date(2025, 8, 1)

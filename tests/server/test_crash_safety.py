@@ -65,8 +65,8 @@ from kazi.engine import taskdocs
 from kazi.engine.engine import compute
 from kazi.population import DEFAULT_TZ, generate
 from kazi.program.loader import Program
-from kazi.server.service import TaskService, task_scope
-from kazi.server.supervisor_tasks import is_supervisor_doc
+from kazi.service.supervisor_tasks import is_supervisor_doc
+from kazi.service.tasks import TaskService, task_scope
 from kazi.store import Store, StoredUser, documents
 from kazi.store import contacts as store_contacts
 from kazi.store import task_stats as stats

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kazi.server.api import create_app
-from kazi.server.auth import AuthSettings, address_bucket, client_address
-from kazi.server.service import TaskService
+from kazi.service.auth import AuthSettings, address_bucket, client_address
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 T0 = 1_780_000_000_000
@@ -265,7 +265,7 @@ def test_a_burst_of_concurrent_guesses_gets_no_more_checks_than_a_sequence(env: 
     concurrent guesses cannot all pass before the first failure is written (nor deadlock each other)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     settings = _settings(account_free_failures=2, address_free_failures=100)
     account, address = failure_key("account", "alice"), failure_key("address", ATTACKER)

@@ -15,7 +15,7 @@ import pytest
 from supervision_history import NOW, ms, program
 from supervision_history import load as load_history
 
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 

@@ -66,7 +66,7 @@ from kazi.errors import ComputationInterrupted, ConfigCodeError, Problem, Progra
 from kazi.program import loader
 from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, check_program, inspect_tasks, load_program
-from kazi.server.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
+from kazi.service.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
 from kazi.store import NOTHING, Change, Scope, Store, StoredUser
 from kazi.store import program_errors as perr
 from kazi.store import tracking as tr
@@ -901,7 +901,7 @@ class TaskService:
 
     def _parallel(self, loaded: _Loaded) -> Any:
         if loaded.parallel is None:
-            from kazi.workers import ParallelEmissionSource
+            from kazi.service.emission_pool import ParallelEmissionSource
 
             loaded.parallel = ParallelEmissionSource(loaded.program.path, self.workers, self.limits)
         return loaded.parallel

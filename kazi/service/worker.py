@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 from kazi.store.lease import WORKER_LEASE, open_lease
 
