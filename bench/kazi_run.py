@@ -74,7 +74,7 @@ def parallel_entry(workers: int) -> tuple[Any, str]:
         return None, ""
     fn = getattr(emission_pool, "compute_parallel", None)
     if callable(fn):
-        return fn, f"kazi.workers.compute_parallel(workers={workers})"
+        return fn, f"kazi.service.emission_pool.compute_parallel(workers={workers})"
     return None, ""
 
 
@@ -130,7 +130,7 @@ def main() -> int:
     out["rss_before_compute_mb"] = rss_now_mb()
     par_fn, par_name = parallel_entry(a.workers)
     if a.workers > 1 and par_fn is None:
-        raise SystemExit("the engine has no parallel path (kazi.workers.compute_parallel)")
+        raise SystemExit("the engine has no parallel path (kazi.service.emission_pool.compute_parallel)")
     out["path"] = (
         f"{par_name}: emission over {a.workers} worker processes, pool start-up included"
         if par_fn

@@ -2,7 +2,7 @@
 
 Rules every route follows, so clients can rely on them without reading each route:
 
-* **Authenticated** (:mod:`kazi.server.auth`): HTTP Basic, a bearer token or the web app's session cookie;
+* **Authenticated** (:mod:`kazi.service.auth`): HTTP Basic, a bearer token or the web app's session cookie;
   401 otherwise. Only ``POST /api/v1/login``, ``/healthz`` and the documentation are open. Password checks
   are throttled per account and per client address: 429 with ``Retry-After`` on any route a password
   reaches (every authenticated route, through Basic, and the login).
@@ -264,7 +264,7 @@ class ApiContext:
     service: TaskService
     auth: Authenticator
     worker: BackgroundWorker | None = None
-    pages: PageCache = field(default_factory=PageCache)  # rendered task pages (kazi.server.pages)
+    pages: PageCache = field(default_factory=PageCache)  # rendered task pages (kazi.service.pages)
     interaction_limits: InteractionLimits = field(default_factory=InteractionLimits)  # kazi.store.interactions
 
     def program_or_409(self) -> None:
@@ -330,7 +330,7 @@ def _unauthorized(conn: HTTPConnection, message: str, retry_after_s: int | None 
 
 
 def caller_address(conn: HTTPConnection, c: ApiContext) -> str | None:
-    """The client's address failed password checks are counted under (:func:`kazi.server.auth.client_address`)."""
+    """The client's address failed password checks are counted under (:func:`kazi.service.auth.client_address`)."""
     peer = conn.client.host if conn.client is not None else None
     return client_address(peer, conn.headers, c.auth.settings)
 
@@ -536,7 +536,7 @@ def list_tasks(
     the task's owner) and `lineage` (the owner's ancestors within the caller's place, nearest first, each
     `_id`, `name`, `contact_type`). The caller's own writes are included (their tasks are brought up to
     date first). Pages are served from a cache while the caller's task documents are unchanged
-    (`kazi.server.pages`).
+    (`kazi.service.pages`).
 
     `seq` is the newest sequence number among the caller's task documents. A client that keeps the list (the
     web app does, for offline use) passes it back as `since` and gets a delta: `items` are the tasks in the

@@ -11,7 +11,7 @@
 
 All need an account whose roles hold ``can_access_gateway_api`` (CHT's permission; administrators hold every
 permission), authenticated like every route (HTTP Basic is what the gateway app sends). Processing is
-:mod:`kazi.server.sms_service`; the guide is docs/sms.md.
+:mod:`kazi.service.sms`; the guide is docs/sms.md.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ restart must list its task (read-your-writes across a crash). Then, once the wor
   documents writes nothing, no emission has two open documents, and the supervision statistics
   (``task_stats``) equal the counts of the task documents. Supervisor-task documents are checked for
   duplicates only: they are computed from the workers' tasks as they stood at the supervisor's last
-  computation, which may precede the workers' last one (documented latency, kazi.server.supervisor_tasks).
+  computation, which may precede the workers' last one (documented latency, kazi.service.supervisor_tasks).
 
 The numbers of writes, retries and kills are printed (``pytest -s``).
 """

@@ -1,4 +1,4 @@
-"""Password checks are throttled per account and per client address (kazi.server.auth): after a few failures
+"""Password checks are throttled per account and per client address (kazi.service.auth): after a few failures
 the next check waits, 429 with `Retry-After`, the wait doubling with every further failure up to a cap and the
 count decaying with time; the right password is refused while a wait runs; a success clears the account's
 count. The counts live in the store, so every API process (and a restarted one) sees them. Argon2 checks run

@@ -2,7 +2,7 @@
 until), one row per account and per client address with recent failures.
 
 Kept in the database rather than in each API process's memory so that several API processes throttle the same
-guesses together and a restart does not hand an attacker a fresh allowance (:mod:`kazi.server.auth`).
+guesses together and a restart does not hand an attacker a fresh allowance (:mod:`kazi.service.auth`).
 
 Written out by hand rather than imported from ``kazi.store.schema``: a migration must keep creating the
 schema of its own version after ``schema.py`` has moved on.
