@@ -23,7 +23,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
 from kazi.program.loader import Program
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
+from kazi.server.deps import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.server.limits import checks_its_items
 from kazi.service.sms import SmsProcessor
 from kazi.sms import gateway as gw

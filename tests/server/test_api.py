@@ -36,6 +36,7 @@ from worker_processes import worker_pids
 
 from kazi.engine.taskdocs import sort_for_tasks_tab
 from kazi.server import api as api_module
+from kazi.server import documents_api
 from kazi.server.api import create_app
 from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
@@ -352,7 +353,7 @@ def test_malformed_bodies(env: Env) -> None:
 
 
 def test_batch_size_limit(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_module, "MAX_BATCH", 2)
+    monkeypatch.setattr(documents_api, "MAX_BATCH", 2)
     _error(env.post("/api/v1/docs", "alice", json=[sick(f"r-{i}", "1001", 1) for i in range(3)]), 413)
 
 
