@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from run import machine, population, say, versions  # noqa: E402
 
 from kazi.demo import PROGRAM_DIR  # noqa: E402
-from kazi.population import DEFAULT_TZ  # noqa: E402
+from kazi.demo.population import DEFAULT_TZ  # noqa: E402
 
 END_DATE = "2025-08-01"
 #: the instant every figure is computed at: mid-morning of the population's end date, in Malawi

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import generate
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User, compute
-from kazi.population import generate
 from kazi.program.loader import load_program
 from kazi.service.emission_pool import ParallelEmissionSource, compute_parallel
 

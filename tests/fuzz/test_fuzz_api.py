@@ -57,7 +57,7 @@ import httpx
 import pytest
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
+from kazi.demo.population import generate
 from kazi.store import open_store
 
 HERE = Path(__file__).resolve().parent

@@ -612,8 +612,8 @@ def test_openapi_documents_every_route(env: Env) -> None:
 def test_demo_loads_and_serves_its_users(tmp_path: Path) -> None:
     from datetime import date
 
-    from kazi.cli.demo import load_demo
-    from kazi.population import generate
+    from kazi.demo.load import load_demo
+    from kazi.demo.population import generate
 
     day = date(2025, 8, 1)
     store = open_store(f"sqlite:///{tmp_path / 'demo.sqlite3'}", password_hasher=CHEAP_HASHER)

@@ -60,10 +60,10 @@ import pytest
 from sqlalchemy import select
 from worker_processes import worker_pids
 
-from kazi.cli.demo import DemoUser, load_demo
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, generate
 from kazi.engine import taskdocs
 from kazi.engine.engine import compute
-from kazi.population import DEFAULT_TZ, generate
 from kazi.program.loader import Program
 from kazi.service.supervisor_tasks import is_supervisor_doc
 from kazi.service.tasks import TaskService, task_scope

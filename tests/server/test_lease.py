@@ -10,7 +10,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
+from kazi.demo.population import generate
 from kazi.service.tasks import TaskService
 from kazi.service.worker import BackgroundWorker
 from kazi.store import Store

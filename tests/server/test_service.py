@@ -14,9 +14,9 @@ import pytest
 
 from kazi.cli.main import main
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import generate
 from kazi.engine.engine import compute
 from kazi.errors import ProgramError
-from kazi.population import generate
 from kazi.service.tasks import TaskService
 from kazi.store import Store, StoredUser
 from kazi.store import tracking as tr

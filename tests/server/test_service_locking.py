@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
+from kazi.demo.population import generate
 from kazi.service import tasks as task_service
 from kazi.service.tasks import TaskService
 from kazi.store import Store, StoredUser

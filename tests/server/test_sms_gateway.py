@@ -22,10 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kazi.cli.demo import DemoUser, load_demo
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, Population, generate
 from kazi.engine.dates import make_local
 from kazi.epoch import EARLIEST_MS, LATEST_MS
-from kazi.population import DEFAULT_TZ, Population, generate
 from kazi.server.api import create_app
 from kazi.server.deps import MAX_OFFSET
 from kazi.service.tasks import TaskService
