@@ -69,12 +69,12 @@ def parallel_entry(workers: int) -> tuple[Any, str]:
     if workers <= 1:
         return None, ""
     try:
-        import kazi.workers as kw
+        from kazi.service import emission_pool
     except ImportError:
         return None, ""
-    fn = getattr(kw, "compute_parallel", None)
+    fn = getattr(emission_pool, "compute_parallel", None)
     if callable(fn):
-        return fn, f"kazi.workers.compute_parallel(workers={workers})"
+        return fn, f"kazi.service.emission_pool.compute_parallel(workers={workers})"
     return None, ""
 
 
@@ -130,7 +130,7 @@ def main() -> int:
     out["rss_before_compute_mb"] = rss_now_mb()
     par_fn, par_name = parallel_entry(a.workers)
     if a.workers > 1 and par_fn is None:
-        raise SystemExit("the engine has no parallel path (kazi.workers.compute_parallel)")
+        raise SystemExit("the engine has no parallel path (kazi.service.emission_pool.compute_parallel)")
     out["path"] = (
         f"{par_name}: emission over {a.workers} worker processes, pool start-up included"
         if par_fn
@@ -156,7 +156,7 @@ def main() -> int:
         log(f"full compute, V8 runtime already up: min {min(warm):.0f} ms of {len(warm)}")
     if par_fn is not None:
         # as a server runs it: the worker pool already started (and its programs loaded) before the compute
-        from kazi.workers import ParallelEmissionSource
+        from kazi.service.emission_pool import ParallelEmissionSource
 
         with ParallelEmissionSource(program.path, a.workers) as source:
             warm = contacts[:50]

@@ -6,7 +6,7 @@ instant, in the same run.
 
 For each population size:
   1. population   ``kazi population --households N --seed 1 --end-date 2025-08-01 --out ...`` (falls back to
-                  ``kazi.population.write_population`` when the CLI subcommand is not there);
+                  ``kazi.demo.population.write_population`` when the CLI subcommand is not there);
   2. Kazi         bench/kazi_run.py in a fresh process: full compute (documents in -> task documents out),
                   throughput, peak RSS, then one-report incremental updates (recompute the affected container
                   and merge);
@@ -164,11 +164,11 @@ def population(households: int, seed: int, end_date: str, reuse: bool) -> tuple[
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0 or not path.exists():
         # the CLI subcommand may not be registered yet: call the generator module directly
-        how = "kazi.population.write_population"
+        how = "kazi.demo.population.write_population"
         code = (
-            "import sys, datetime, kazi.population as p\n"
+            "import sys, datetime\nfrom kazi.demo import population\n"
             "with open(sys.argv[1], 'w') as f:\n"
-            "    p.write_population(f, int(sys.argv[2]), int(sys.argv[3]),"
+            "    population.write_population(f, int(sys.argv[2]), int(sys.argv[3]),"
             " datetime.date.fromisoformat(sys.argv[4]))\n"
         )
         subprocess.run([PYTHON, "-c", code, str(path), str(households), str(seed), end_date], check=True, cwd=REPO)

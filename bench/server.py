@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from run import machine, population, say, versions  # noqa: E402
 
 from kazi.demo import PROGRAM_DIR  # noqa: E402
-from kazi.population import DEFAULT_TZ  # noqa: E402
+from kazi.demo.population import DEFAULT_TZ  # noqa: E402
 
 END_DATE = "2025-08-01"
 #: the instant every figure is computed at: mid-morning of the population's end date, in Malawi
@@ -75,7 +75,7 @@ def summary(values: list[float]) -> dict[str, float]:
 def build_store(url: str, pop_path: Path, meta_path: Path, workers: int) -> dict[str, Any]:
     """Import the population, create every population user (Argon2 password + a bearer token), load the demo
     program and compute everyone's tasks. Returns what the HTTP benchmarks need (users, tokens, timings)."""
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
     from kazi.store import open_store
 
     pop = json.loads(pop_path.read_text())
@@ -115,7 +115,7 @@ def build_store(url: str, pop_path: Path, meta_path: Path, workers: int) -> dict
 def settle(url: str, workers: int) -> float:
     """Work off whatever the store still owes (a store built by an older Kazi may need users recomputed), so the
     timed parts start from a store with nothing pending, as a server that has been running would be."""
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
     from kazi.store import open_store
 
     store = open_store(url)
@@ -135,7 +135,7 @@ def bench_recompute(url: str, pop_path: Path, workers: int) -> dict[str, Any]:
     """A program change (a new version of the demo program) recomputes every user in full: time the round,
     against one engine pass over the whole population (the program officer's district) in the same run."""
     from kazi.engine.engine import compute
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
     from kazi.store import open_store
 
     store = open_store(url)

@@ -79,7 +79,7 @@ class ConfigCodeError(KaziError):
     details: dict[str, Any] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Crosses process boundaries (kazi.workers): rebuild from fields, not from Exception.args.
+        # Crosses process boundaries (kazi.service.emission_pool): rebuild from fields, not from Exception.args.
         return (_rebuild_config_code_error, (dict(self.__dict__),))
 
     def __str__(self) -> str:

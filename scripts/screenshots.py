@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
 
-Serves the demo (kazi.web.demo_server: the demo program, population and users, clock frozen on the demo
+Serves the demo (kazi.demo.server: the demo program, population and users, clock frozen on the demo
 day) and drives Debian's Chromium (scripts/install_chromium.sh) at a phone's size, 360 x 760 CSS pixels,
 through the screens people use: the CHW's Tasks list, a form, a contact page, the list while offline with a
 form waiting, the online site supervisor's verification list and the CHW supervisor's report page (on a
@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kazi.web.demo_server import RunningDemo, running_demo  # noqa: E402
+from kazi.demo.server import RunningDemo, running_demo  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("KAZI_CHROMIUM", "/usr/bin/chromium"))
 VIEWPORT = {"width": 360, "height": 760}

@@ -1,4 +1,4 @@
-"""The synthetic population generator (``kazi.population``) and ``kazi population``.
+"""The synthetic population generator (``kazi.demo.population``) and ``kazi population``.
 
 What matters to the people using the population: it is reproducible byte for byte, it scales with the
 number of households, and it is internally consistent the way a CHT database is (every report's subject
@@ -24,10 +24,10 @@ import pytest
 
 from kazi.cli.main import main
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import Population, generate, write_population
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.dates import make_local
 from kazi.engine.engine import User, compute
-from kazi.population import Population, generate, write_population
 from kazi.program.loader import load_program
 
 END = date(2025, 8, 1)

@@ -9,7 +9,7 @@ import pytest
 
 from kazi.cli.main import main
 from kazi.demo import PROGRAM_DIR
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import open_store
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import generate
 from kazi.engine.containers import hydrate_lineage
 from kazi.engine.engine import User, compute
-from kazi.population import generate
 from kazi.program.loader import load_program
-from kazi.workers import ParallelEmissionSource, compute_parallel
+from kazi.service.emission_pool import ParallelEmissionSource, compute_parallel
 
 
 def test_parallel_equals_single_process() -> None:

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     kind, content = read_file(path)
     with open_store(args.db) as store:
         if kind == "settings":
-            from kazi.server.service import TaskService
+            from kazi.service.tasks import TaskService
 
             service = TaskService(store)
             try:

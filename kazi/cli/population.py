@@ -1,7 +1,7 @@
 """``kazi population``: write a synthetic population for the demo program to a JSON file.
 
 The output (``{"contacts": [...], "reports": [...], "users": [...]}``, documents as CHT stores them) is
-what demos, benchmarks and server tests load; :mod:`kazi.population` explains what it contains. The
+what demos, benchmarks and server tests load; :mod:`kazi.demo.population` explains what it contains. The
 flags are a contract used by scripts: ``--households N --seed S --end-date YYYY-MM-DD --out FILE``.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kazi.demo.population import DEFAULT_TZ, Summary, write_population
 from kazi.errors import KaziError
-from kazi.population import DEFAULT_TZ, Summary, write_population
 
 
 def _positive_int(text: str) -> int:

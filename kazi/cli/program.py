@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
 
     with open_store(args.db) as store:
         service = TaskService(store)

@@ -122,7 +122,7 @@ def serve(app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] | Non
     from kazi.program.js.runtime import interrupt_all
 
     if trusted_proxies is None:
-        from kazi.server.auth import AuthSettings
+        from kazi.service.auth import AuthSettings
 
         trusted_proxies = AuthSettings.from_env().trusted_proxies
 
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from kazi.cli.tasks import parse_now
     from kazi.cli.worker import worker_command
     from kazi.server.api import create_app
-    from kazi.server.auth import AuthSettings
+    from kazi.service.auth import AuthSettings
 
     now = parse_now(args.now) if args.now else None
     in_process = args.compute == "thread"

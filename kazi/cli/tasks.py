@@ -14,7 +14,7 @@ from kazi.engine.dates import zone
 from kazi.engine.engine import User, compute
 from kazi.errors import DocumentError, KaziError
 from kazi.program.loader import load_program
-from kazi.workers import compute_parallel
+from kazi.service.emission_pool import compute_parallel
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

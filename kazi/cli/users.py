@@ -5,7 +5,7 @@ The contract (issue "Kazi server"): ``kazi users add NAME --password P --roles r
 SQLite file). ``--locale`` is the web app's language (issue 4); ``update --locale ''`` clears it, so the
 program's default applies.
 Without ``--password`` the password is asked for on the terminal, so it need not appear in the shell history.
-``kazi users unthrottle NAME [--address A]`` ends a wait that failed logins started (kazi.server.auth).
+``kazi users unthrottle NAME [--address A]`` ends a wait that failed logins started (kazi.service.auth).
 Validation errors name the field (``kazi: roles: at least one role is needed``) and exit 1.
 """
 
@@ -175,7 +175,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _unthrottle(args: argparse.Namespace) -> int:
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     keys = []
     if args.name:

@@ -58,9 +58,9 @@ def worker_command(args: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from kazi.cli.tasks import parse_now
-    from kazi.server.auth import Authenticator, AuthSettings
-    from kazi.server.background import BackgroundWorker
-    from kazi.server.service import TaskService
+    from kazi.service.auth import Authenticator, AuthSettings
+    from kazi.service.tasks import TaskService
+    from kazi.service.worker import BackgroundWorker
     from kazi.store import open_store
 
     now = parse_now(args.now) if args.now else None

@@ -103,7 +103,7 @@ def emit(
     roles = list(user.roles)
     batches = [containers[i:i + batch_size] for i in range(0, len(containers), batch_size)]
     emit_many = getattr(source, "emit_many", None)
-    if emit_many is not None:  # a source that can run batches concurrently (kazi.workers)
+    if emit_many is not None:  # a source that can run batches concurrently (kazi.service.emission_pool)
         try:
             emissions, errors = emit_many(batches, tz=tz, now_ms=now_ms, user=user.contact, roles=roles,
                                           collect=collect_errors, budget=budget)

@@ -1,1 +1,1 @@
-"""Kazi's server: the task service (live computation for every user), its background worker and the HTTP API."""
+"""Kazi's HTTP API: the app factory, the request plumbing and the routes; the services it calls are in kazi.service."""

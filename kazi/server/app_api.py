@@ -24,7 +24,7 @@ from kazi.errors import DocumentExistsError, NotFoundError
 from kazi.program import forms as kforms
 from kazi.program import translations as ktr
 from kazi.program.loader import Program
-from kazi.server.api import API, WRITE_REFUSALS, ApiContext, ApiError, Caller, Ctx, errors, require_write_permission
+from kazi.server.deps import API, WRITE_REFUSALS, ApiContext, ApiError, Caller, Ctx, errors, require_write_permission
 from kazi.server.schemas import (
     ContactPageOut,
     ContactRef,

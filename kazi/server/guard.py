@@ -12,7 +12,7 @@ and parse 100 MB (and keep them in memory) to get a 401. Here, in this order:
    to a request another site makes. Logging in with an ``Origin`` of another site is refused too, so that
    no site can log a visitor into an account of its choosing.
 3. **Authentication before the body**: a request with a body to any route but logging in is authenticated
-   from its headers first (:func:`kazi.server.api.authenticate`); without an account the answer is 401 and
+   from its headers first (:func:`kazi.server.deps.authenticate`); without an account the answer is 401 and
    not one byte of the body is read. The caller found is handed to the route, which does not authenticate
    again.
 4. **JSON routes** (those that declare a body): the body must be sent as JSON (``Content-Type:
@@ -46,8 +46,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kazi.characters import printable, refused_character
-from kazi.server.api import AUTHENTICATED, ApiContext, ApiError, authenticate, error_response
-from kazi.server.auth import SESSION_COOKIE
+from kazi.server.deps import AUTHENTICATED, ApiContext, ApiError, authenticate, error_response
 from kazi.server.limits import (
     ITEMS_CHECKED,
     OPEN_BODY_BYTES,
@@ -57,6 +56,7 @@ from kazi.server.limits import (
     oversized_message,
     parse_strict,
 )
+from kazi.service.auth import SESSION_COOKIE
 
 log = logging.getLogger("kazi.server")
 
@@ -320,7 +320,7 @@ def document_answers(routers: Iterable[APIRouter], responses: Callable[..., dict
                      ) -> None:
     """Add the guard's answers to the OpenAPI document of every route they can concern: 422 (refused
     characters in the path or query) everywhere, 413 and 415 where a JSON body is taken, 403 (cross-site)
-    on unsafe methods. ``responses`` is :func:`kazi.server.api.errors`. Called before the app serves."""
+    on unsafe methods. ``responses`` is :func:`kazi.server.deps.errors`. Called before the app serves."""
     for route in (r for router in routers for r in router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue

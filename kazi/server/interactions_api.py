@@ -12,7 +12,7 @@
   CSV or Parquet (``format=``).
 
 Why a module of its own: the routes share nothing with the task routes but the API's dependencies
-(authentication, errors), and keeping them here keeps ``kazi.server.api`` about tasks. ``create_app``
+(authentication, errors), and keeping them here keeps ``kazi.server.tasks_api`` about tasks. ``create_app``
 includes :data:`interaction_routes`. The guide is ``docs/interactions.md``.
 """
 
@@ -29,7 +29,7 @@ from kazi.analytics import metrics as m
 from kazi.analytics.summary import SummaryInfo, SummaryProblem, check_summary
 from kazi.analytics.vocabulary import program_vocabulary
 from kazi.epoch import EARLIEST_DATE, LATEST_DATE
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
+from kazi.server.deps import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.store import StoredUser, scope_of
 from kazi.store import interactions as stored
 

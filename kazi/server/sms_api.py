@@ -11,7 +11,7 @@
 
 All need an account whose roles hold ``can_access_gateway_api`` (CHT's permission; administrators hold every
 permission), authenticated like every route (HTTP Basic is what the gateway app sends). Processing is
-:mod:`kazi.server.sms_service`; the guide is docs/sms.md.
+:mod:`kazi.service.sms`; the guide is docs/sms.md.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
 from kazi.program.loader import Program
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
+from kazi.server.deps import API, ApiContext, ApiError, Caller, Ctx, Limit, Offset, errors
 from kazi.server.limits import checks_its_items
-from kazi.server.sms_service import SmsProcessor
+from kazi.service.sms import SmsProcessor
 from kazi.sms import gateway as gw
 from kazi.store import StoredUser, scope_of
 from kazi.store import sms as stored

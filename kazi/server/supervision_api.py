@@ -28,7 +28,7 @@ from kazi.engine.permissions import has_permissions
 from kazi.epoch import EARLIEST_DATE, LATEST_DATE
 from kazi.errors import NotFoundError
 from kazi.program.loader import Program
-from kazi.server.api import API, ApiContext, ApiError, Caller, Ctx, errors
+from kazi.server.deps import API, ApiContext, ApiError, Caller, Ctx, errors
 from kazi.store import StoredUser
 from kazi.store import supervision as stored
 from kazi.supervision import report as rep

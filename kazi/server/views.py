@@ -1,6 +1,6 @@
 """Task items as the web app lists them: the task document plus whom it is about and where they live.
 
-Shared by ``GET /api/v1/tasks`` (:mod:`kazi.server.api`) and the contact page (:mod:`kazi.server.app_api`),
+Shared by ``GET /api/v1/tasks`` (:mod:`kazi.server.tasks_api`) and the contact page (:mod:`kazi.server.app_api`),
 so both give the same item shape. A row of the Tasks tab shows the contact's name and its place lineage
 ("Household Banda, Area 1"); the task document only carries the name the emission had, so the names come
 from the store, for the whole page at once (:func:`kazi.store.contacts.placed_contacts`: one query).

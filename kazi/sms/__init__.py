@@ -1,5 +1,5 @@
 """Cases by SMS (issue 7): SMS forms, parsing, replies and the gateway wire formats, all pure.
 
 Storage is :mod:`kazi.store.sms`; the HTTP routes and the processing of a batch are in
-:mod:`kazi.server.sms_api` and :mod:`kazi.server.sms_service`. The guide is docs/sms.md.
+:mod:`kazi.server.sms_api` and :mod:`kazi.service.sms`. The guide is docs/sms.md.
 """

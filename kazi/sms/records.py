@@ -1,6 +1,6 @@
 """The CHT documents an SMS becomes: the report, and for a registration the new person. Pure.
 
-Shaped as CHT's gateway and Sentinel store them (and as ``kazi.population`` generates them), so a program's
+Shaped as CHT's gateway and Sentinel store them (and as ``kazi.demo.population`` generates them), so a program's
 ``tasks.js`` treats a report from Kazi's gateway exactly like one from CHT: ``type: data_record``, ``form`` the
 code, ``from`` the sender's number, ``contact`` the sender with their lineage (minified), ``fields`` the
 values, ``sms_message`` the text as received, ``reported_date`` when the gateway received it. A registration's

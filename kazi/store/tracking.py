@@ -109,7 +109,7 @@ def freshness(store: Store, user_id: int, settings_id: str) -> Freshness:
 
 def user_task_seq(store: Store, settings_id: str) -> int:
     """The newest change sequence number among one user's task documents (0: none): it moves whenever any of
-    them is written, which is what a cached Tasks page must notice (:mod:`kazi.server.pages`)."""
+    them is written, which is what a cached Tasks page must notice (:mod:`kazi.service.pages`)."""
     with db.reader(store.engine).begin() as conn:
         value = conn.scalar(select(func.max(task_docs.c.seq)).where(task_docs.c.user_id == settings_id))
     return int(value or 0)

@@ -13,7 +13,7 @@ one read, whether it is still the password (:meth:`UserStore.get_with_stamp`), a
 session only if the password it checked is still the stored one (:meth:`UserStore.create_token`).
 
 Failed password checks are counted in ``login_failures`` (:class:`LoginFailures`): the server refuses further
-checks for an account or a client address for a while after repeated failures (:mod:`kazi.server.auth`).
+checks for an account or a client address for a while after repeated failures (:mod:`kazi.service.auth`).
 
 Online or offline is not stored: it follows from the user's roles and the *program's* role settings
 (reference section 8.3), which can change with a program upload, so it is computed when asked

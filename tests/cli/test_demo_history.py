@@ -1,4 +1,4 @@
-"""The demo's replayed history (kazi/cli/demo_history.py): documents split by local day, and task documents
+"""The demo's replayed history (kazi/demo/history.py): documents split by local day, and task documents
 whose state histories hold the days things happened, on both backends.
 
 Why: the supervisor reports count transitions by month; a demo whose task documents were all computed at one
@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from kazi.cli.demo import load_demo
-from kazi.cli.demo_history import day_bounds, replay_start, split_by_day
+from kazi.demo.history import day_bounds, replay_start, split_by_day
+from kazi.demo.load import load_demo
+from kazi.demo.population import DEFAULT_TZ, generate
 from kazi.engine.dates import local_date_str, make_local
-from kazi.population import DEFAULT_TZ, generate
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 TZ = DEFAULT_TZ

@@ -57,7 +57,7 @@ import httpx
 import pytest
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
+from kazi.demo.population import generate
 from kazi.store import open_store
 
 HERE = Path(__file__).resolve().parent
@@ -140,7 +140,7 @@ def _under(doc: dict[str, Any], place_id: str) -> bool:
 
 def _build_store(workdir: Path) -> tuple[str, dict[str, Any]]:
     """The demo program, the population, a second CHW area, and the two fuzzing accounts with tokens."""
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
 
     pop = generate(HOUSEHOLDS, 1, date.fromisoformat(END_DATE), TZ)
     chw = next(u for u in pop.users if u["roles"] == ["chw"])

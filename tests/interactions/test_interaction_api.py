@@ -23,9 +23,10 @@ import pytest
 from fastapi.testclient import TestClient
 from interaction_builders import ALL, JOHN_31, MARY_30, MARY_31, NOW, OTHER_DEVICE, simple
 
-from kazi.server.api import MAX_OFFSET, create_app
+from kazi.server.api import create_app
+from kazi.server.deps import MAX_OFFSET
 from kazi.server.interactions_api import ANALYSE, TRACK
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 from kazi.store.interactions import InteractionLimits
 

@@ -357,7 +357,7 @@ def test_a_translation_file_with_a_bad_locale_is_a_warning(demo_copy: Path) -> N
 
 
 def test_forms_are_stored_with_the_program_files(demo_copy: Path) -> None:
-    from kazi.server.service import program_files
+    from kazi.service.tasks import program_files
 
     (demo_copy / "forms" / "app").mkdir()
     (demo_copy / "forms" / "app" / "anc_visit.xml").write_text("<h:html/>")

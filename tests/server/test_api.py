@@ -36,8 +36,9 @@ from worker_processes import worker_pids
 
 from kazi.engine.taskdocs import sort_for_tasks_tab
 from kazi.server import api as api_module
+from kazi.server import documents_api
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 from kazi.store import tracking as tr
 
@@ -352,7 +353,7 @@ def test_malformed_bodies(env: Env) -> None:
 
 
 def test_batch_size_limit(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_module, "MAX_BATCH", 2)
+    monkeypatch.setattr(documents_api, "MAX_BATCH", 2)
     _error(env.post("/api/v1/docs", "alice", json=[sick(f"r-{i}", "1001", 1) for i in range(3)]), 413)
 
 
@@ -611,8 +612,8 @@ def test_openapi_documents_every_route(env: Env) -> None:
 def test_demo_loads_and_serves_its_users(tmp_path: Path) -> None:
     from datetime import date
 
-    from kazi.cli.demo import load_demo
-    from kazi.population import generate
+    from kazi.demo.load import load_demo
+    from kazi.demo.population import generate
 
     day = date(2025, 8, 1)
     store = open_store(f"sqlite:///{tmp_path / 'demo.sqlite3'}", password_hasher=CHEAP_HASHER)
@@ -888,7 +889,7 @@ def test_task_pages_come_from_the_cache_until_the_callers_tasks_change(env: Env)
 
 
 def test_page_cache_expires_and_evicts() -> None:
-    from kazi.server.pages import PageCache
+    from kazi.service.pages import PageCache
 
     now = [0.0]
     cache = PageCache(max_entries=2, ttl_s=10, clock=lambda: now[0])

@@ -21,13 +21,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from kazi.cli.demo import DemoUser, load_demo
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, generate
 from kazi.engine.dates import make_local
-from kazi.population import DEFAULT_TZ, generate
 from kazi.program.forms import lookup
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 DAY = date(2025, 8, 1)

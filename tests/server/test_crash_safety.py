@@ -33,7 +33,7 @@ restart must list its task (read-your-writes across a crash). Then, once the wor
   documents writes nothing, no emission has two open documents, and the supervision statistics
   (``task_stats``) equal the counts of the task documents. Supervisor-task documents are checked for
   duplicates only: they are computed from the workers' tasks as they stood at the supervisor's last
-  computation, which may precede the workers' last one (documented latency, kazi.server.supervisor_tasks).
+  computation, which may precede the workers' last one (documented latency, kazi.service.supervisor_tasks).
 
 The numbers of writes, retries and kills are printed (``pytest -s``).
 """
@@ -60,13 +60,13 @@ import pytest
 from sqlalchemy import select
 from worker_processes import worker_pids
 
-from kazi.cli.demo import DemoUser, load_demo
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, generate
 from kazi.engine import taskdocs
 from kazi.engine.engine import compute
-from kazi.population import DEFAULT_TZ, generate
 from kazi.program.loader import Program
-from kazi.server.service import TaskService, task_scope
-from kazi.server.supervisor_tasks import is_supervisor_doc
+from kazi.service.supervisor_tasks import is_supervisor_doc
+from kazi.service.tasks import TaskService, task_scope
 from kazi.store import Store, StoredUser, documents
 from kazi.store import contacts as store_contacts
 from kazi.store import task_stats as stats

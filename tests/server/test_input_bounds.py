@@ -20,7 +20,7 @@ import test_api
 from test_api import PROGRAM, Env, _error, _tasks, _zip, sick
 
 from kazi.epoch import EARLIEST_MS, LATEST_MS
-from kazi.server.api import MAX_OFFSET
+from kazi.server.deps import MAX_OFFSET
 
 template_db = test_api.template_db  # test_api's fixtures, by their own names
 env = test_api.env

@@ -33,7 +33,7 @@ from test_api import template_db as template_db  # a fixture: the live server st
 from kazi.cli.serve import add_server_arguments, input_settings
 from kazi.server.api import create_app
 from kazi.server.limits import InputSettings, parse_size
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 MAX_REQUEST = 256 * 1024

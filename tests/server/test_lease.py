@@ -10,9 +10,9 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
-from kazi.server.background import BackgroundWorker
-from kazi.server.service import TaskService
+from kazi.demo.population import generate
+from kazi.service.tasks import TaskService
+from kazi.service.worker import BackgroundWorker
 from kazi.store import Store
 from kazi.store import tracking as tr
 from kazi.store.lease import open_lease

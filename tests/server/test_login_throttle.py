@@ -1,4 +1,4 @@
-"""Password checks are throttled per account and per client address (kazi.server.auth): after a few failures
+"""Password checks are throttled per account and per client address (kazi.service.auth): after a few failures
 the next check waits, 429 with `Retry-After`, the wait doubling with every further failure up to a cap and the
 count decaying with time; the right password is refused while a wait runs; a success clears the account's
 count. The counts live in the store, so every API process (and a restarted one) sees them. Argon2 checks run
@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kazi.server.api import create_app
-from kazi.server.auth import AuthSettings, address_bucket, client_address
-from kazi.server.service import TaskService
+from kazi.service.auth import AuthSettings, address_bucket, client_address
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 T0 = 1_780_000_000_000
@@ -266,7 +266,7 @@ def test_a_burst_of_concurrent_guesses_gets_no_more_checks_than_a_sequence(env: 
     concurrent guesses cannot all pass before the first failure is written (nor deadlock each other)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     settings = _settings(account_free_failures=2, address_free_failures=100)
     account, address = failure_key("account", "alice"), failure_key("address", ATTACKER)

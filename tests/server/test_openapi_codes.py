@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from test_api import CHEAP_HASHER, NOW, Env, _copy_db, auth
 
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import open_store
 
 template_db = test_api.template_db  # test_api's fixture, by its own name

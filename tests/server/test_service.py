@@ -14,10 +14,10 @@ import pytest
 
 from kazi.cli.main import main
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import generate
 from kazi.engine.engine import compute
 from kazi.errors import ProgramError
-from kazi.population import generate
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, StoredUser
 from kazi.store import tracking as tr
 
@@ -230,7 +230,7 @@ def test_background_worker_follows_writes(store: Store) -> None:
     """The worker thread (its own connection and runtime) picks up writes and user changes by itself."""
     import time
 
-    from kazi.server.background import BackgroundWorker
+    from kazi.service.worker import BackgroundWorker
 
     pop = generate(6, 3, date(2025, 8, 1))
     store.write_docs([*pop.contacts, *pop.reports])

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
-from kazi.server import service as service_module
-from kazi.server.service import TaskService
+from kazi.demo.population import generate
+from kazi.service import tasks as task_service
+from kazi.service.tasks import TaskService
 from kazi.store import Store, StoredUser
 
 TZ = "Africa/Blantyre"
@@ -54,7 +54,7 @@ def _held_elsewhere(user_id: int) -> Iterator[None]:
     held, release = threading.Event(), threading.Event()
 
     def busy_round() -> None:
-        with service_module._USER_LOCKS(user_id):
+        with task_service._USER_LOCKS(user_id):
             held.set()
             release.wait(30)
 
@@ -76,7 +76,7 @@ def test_refresh_does_not_wait_for_another_users_computation(store: Store) -> No
         store.write_docs([_missed(supervisor, client, "missed-while-busy")], user=supervisor)
         t0 = time.monotonic()
         service.refresh_user(supervisor)
-        assert time.monotonic() - t0 < service_module.REFRESH_WAIT_S
+        assert time.monotonic() - t0 < task_service.REFRESH_WAIT_S
         assert _has_task_for(service, supervisor, "missed-while-busy")
     service.close()
 
@@ -85,7 +85,7 @@ def test_refresh_waits_a_bounded_time_for_the_callers_own_computation(store: Sto
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """When a round holds the caller's own lock past the wait, the call answers with what is stored and the
     round (here: the next process_changes) brings the task."""
-    monkeypatch.setattr(service_module, "REFRESH_WAIT_S", 0.2)
+    monkeypatch.setattr(task_service, "REFRESH_WAIT_S", 0.2)
     service, users, client = _setup(store)
     supervisor = users["site_supervisor"]
     with _held_elsewhere(supervisor.id):
@@ -187,7 +187,7 @@ def test_two_processes_computing_one_user_leave_one_task_per_emission(store: Sto
     supervisor = users["site_supervisor"]
     service.clock = clock
     other = TaskService(store, clock=clock)  # "the worker process"
-    real_compute = service_module.compute
+    real_compute = task_service.compute
     raced = {"done": False}
 
     def racing_compute(*args: Any, **kwargs: Any) -> Any:
@@ -197,7 +197,7 @@ def test_two_processes_computing_one_user_leave_one_task_per_emission(store: Sto
             other.process_changes()  # stores the supervisor's new task before this computation writes
         return result
 
-    monkeypatch.setattr(service_module, "compute", racing_compute)
+    monkeypatch.setattr(task_service, "compute", racing_compute)
     store.write_docs([_missed(supervisor, client, "missed-raced")], user=supervisor)
     service.refresh_user(supervisor)
     assert raced["done"]
@@ -217,14 +217,14 @@ def test_requests_arriving_together_at_a_fresh_server_build_the_program_once(
     first.close()
     fresh = TaskService(store, clock=lambda: NOW)  # another process's view of the same store
     built: list[int] = []
-    materialize = service_module._materialize
+    materialize = task_service._materialize
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         built.append(1)
         time.sleep(0.05)  # widen the window the race needs
         return materialize(*args, **kwargs)
 
-    monkeypatch.setattr(service_module, "_materialize", counted)
+    monkeypatch.setattr(task_service, "_materialize", counted)
     barrier = threading.Barrier(8)
     seen: list[Any] = []
 

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from kazi.program.limits import ProgramLimits
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 from kazi.store import tracking as tr
 from kazi.store.schema import task_stats

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kazi.demo import PROGRAM_DIR
-from kazi.population import generate
-from kazi.server import service as service_module
-from kazi.server.service import TaskService
+from kazi.demo.population import generate
+from kazi.service import tasks as task_service
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 from kazi.store import tracking as tr
 
@@ -22,8 +22,8 @@ def test_a_round_of_full_recomputes_takes_the_whole_backlog(store: Store, monkey
     """A first import (or a program change) recomputes everyone in full from the store as it is, so the round
     marks every change up to then as processed instead of leaving incremental rounds that would compute the
     same users again; with only some users in full, rounds still take at most CHANGES_PER_ROUND changes."""
-    monkeypatch.setattr(service_module, "CHANGES_PER_ROUND", 10)
-    monkeypatch.setattr(service_module, "CHANGES_PAGE", 4)
+    monkeypatch.setattr(task_service, "CHANGES_PER_ROUND", 10)
+    monkeypatch.setattr(task_service, "CHANGES_PAGE", 4)
     pop = generate(6, 3, date(2025, 8, 1))
     store.write_docs([*pop.contacts, *pop.reports])
     assert store.last_seq() > 50

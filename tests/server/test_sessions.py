@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from kazi.cli.main import main
 from kazi.server.api import create_app
-from kazi.server.auth import SESSION_LABEL
-from kazi.server.service import TaskService
+from kazi.service.auth import SESSION_LABEL
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 from kazi.store import users as users_module
 from kazi.store.users import StaleCredentials

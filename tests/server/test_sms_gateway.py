@@ -22,12 +22,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kazi.cli.demo import DemoUser, load_demo
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, Population, generate
 from kazi.engine.dates import make_local
 from kazi.epoch import EARLIEST_MS, LATEST_MS
-from kazi.population import DEFAULT_TZ, Population, generate
-from kazi.server.api import MAX_OFFSET, create_app
-from kazi.server.service import TaskService
+from kazi.server.api import create_app
+from kazi.server.deps import MAX_OFFSET
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 from kazi.store import sms as stored
 from kazi.store.schema import sms_messages

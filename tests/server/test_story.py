@@ -19,7 +19,7 @@ import pytest
 from kazi.demo import PROGRAM_DIR
 from kazi.errors import ProgramError
 from kazi.program.limits import ProgramLimits
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 TZ = "Africa/Blantyre"

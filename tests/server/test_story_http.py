@@ -27,7 +27,7 @@ from test_story import CLIENTS, NOW_MS, TZ, VERIFY, day, facility, missed, ms, s
 
 from kazi.demo import PROGRAM_DIR
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 STAFF = 6  # facility(): district, health centre, CHW area, and the supervisor's, clerk's and CHW's persons

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from supervision_history import NOW, load, ms, program, task
 
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 URL = "/api/v1/supervision"

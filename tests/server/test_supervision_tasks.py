@@ -1,4 +1,4 @@
-"""Supervisor tasks driven by workers' performance (kazi.server.supervisor_tasks) in the task service, on
+"""Supervisor tasks driven by workers' performance (kazi.service.supervisor_tasks) in the task service, on
 SQLite and PostgreSQL, with the hand-made history of supervision_history.py and its rule: completion rate
 below 70 % over 30 days -> a task for the holders of ``can_supervise`` (the supervisors) about the worker.
 
@@ -15,7 +15,7 @@ import pytest
 from supervision_history import NOW, ms, program
 from supervision_history import load as load_history
 
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 

@@ -15,7 +15,7 @@ from test_story import stub
 
 from kazi.demo import PROGRAM_DIR
 from kazi.server.api import create_app
-from kazi.server.service import TaskService, task_scope
+from kazi.service.tasks import TaskService, task_scope
 from kazi.store import EVERYTHING, NOTHING, Scope, Store, StoredUser, scope_of
 
 NOW = 1_753_869_600_000  # 2025-07-30T10:00:00+02:00

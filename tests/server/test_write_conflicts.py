@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 PROGRAM = Path(__file__).resolve().parent / "program"  # default_country_code 265

@@ -16,7 +16,7 @@ from test_story import stub
 
 from kazi.demo import PROGRAM_DIR
 from kazi.server.api import create_app
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store
 
 NOW = 1_753_869_600_000  # 2025-07-30T10:00:00+02:00

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from kazi.demo.population import generate
 from kazi.engine.containers import contact_subject_ids, report_subject_ids
 from kazi.errors import DocumentBatchError, NotFoundError
-from kazi.population import generate
 from kazi.store import EVERYTHING, NOTHING, Scope, Store, StoredUser, scope_of
 
 HC1_CONTACTS = {"hc1", "a1", "a2", "chw1", "p1", "p2"}

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.population import generate
 from kazi.engine.containers import contact_subject_ids
 from kazi.engine.engine import compute
 from kazi.errors import DocumentBatchError
-from kazi.population import generate
 from kazi.program.loader import load_program
 from kazi.store import Store
 

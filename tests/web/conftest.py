@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kazi.web.demo_server import RunningDemo, running_demo
+from kazi.demo.server import RunningDemo, running_demo
 
 CHROMIUM = Path(os.environ.get("KAZI_CHROMIUM", "/usr/bin/chromium"))
 #: households of the test population: enough for every kind of CHW task, small enough to start in seconds

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.server import RunningDemo
 from kazi.engine.taskdocs import sort_for_tasks_tab
 from kazi.program import forms as kforms
 from kazi.program.loader import read_forms
-from kazi.web.demo_server import RunningDemo
 
 LOGIC = "/app/logic.js"
 

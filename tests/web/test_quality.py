@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from kazi.web.demo_server import RunningDemo
+from kazi.demo.server import RunningDemo
 
 Session = Any  # conftest.Session (test folders are not packages here)
 SessionFor = Callable[[str], Session]

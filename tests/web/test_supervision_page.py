@@ -5,7 +5,7 @@ Why: the page is what a supervisor reads to decide whom to support; every number
 drawn, the drill-down must list the worker's overdue tasks, the CSV must arrive, and a CHW must not see any of
 it. The demo here is the bundled one at 500 households (the ``kazi demo`` default): one health facility with
 three CHWs of differing diligence whose last three months were lived through day by day
-(kazi/cli/demo_history.py), so the report has several workers and real monthly values -- a known,
+(kazi/demo/history.py), so the report has several workers and real monthly values -- a known,
 deterministic history (seed 1, clock frozen at 10:00 on 2025-08-01).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kazi.web.demo_server import RunningDemo, running_demo
+from kazi.demo.server import RunningDemo, running_demo
 
 Session = Any  # conftest.Session (test folders are not packages here)
 SessionFor = Callable[[str], Session]

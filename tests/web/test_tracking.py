@@ -26,12 +26,12 @@ import pytest
 from sqlalchemy import select
 
 from kazi.demo import PROGRAM_DIR
+from kazi.demo.server import RunningDemo
 from kazi.server.interactions_api import TRACK
 from kazi.store.interactions import find_summaries
 from kazi.store.schema import interaction_summaries
 from kazi.store.scope import EVERYTHING
 from kazi.web import app_version
-from kazi.web.demo_server import RunningDemo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

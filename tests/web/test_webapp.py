@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kazi.demo.server import RunningDemo
 from kazi.engine.taskdocs import sort_for_tasks_tab
-from kazi.web.demo_server import RunningDemo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

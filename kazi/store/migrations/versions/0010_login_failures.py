@@ -4,7 +4,7 @@ started at), the checks in flight, each counted as pending until it ends or laps
 middle of a check leaves its row behind, which must not count as a failure).
 
 Kept in the database rather than in each API process's memory so that several API processes throttle the same
-guesses together and a restart does not hand an attacker a fresh allowance (:mod:`kazi.server.auth`).
+guesses together and a restart does not hand an attacker a fresh allowance (:mod:`kazi.service.auth`).
 
 Written out by hand rather than imported from ``kazi.store.schema``: a migration must keep creating the
 schema of its own version after ``schema.py`` has moved on.

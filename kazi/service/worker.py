@@ -1,11 +1,11 @@
 """The background worker: the thread that keeps task documents up to date while the API answers requests.
 
-It owns a second :class:`~kazi.server.service.TaskService` over its own store connection (engine and pool)
+It owns a second :class:`~kazi.service.tasks.TaskService` over its own store connection (engine and pool)
 and its own program runtime (V8 is single-threaded: the API's runtime must stay free for read-your-writes),
 and loops: :meth:`~TaskService.process_changes`, then :meth:`~TaskService.advance_time`, then a pause of
 ``interval_s`` unless there was work. The API thread never waits for a round (``refresh_user`` waits a
 bounded time, then leaves the user to this thread). With ``workers > 1`` full recomputes spread emission
-over worker processes (:mod:`kazi.workers`), so both cores work on a program change.
+over worker processes (:mod:`kazi.service.emission_pool`), so both cores work on a program change.
 
 Several server processes may share one store (PostgreSQL): each runs a worker, but a round needs the store's
 worker lease (:mod:`kazi.store.lease`), so one worker computes and the others stand by, trying the lease at
@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 from kazi.store.lease import WORKER_LEASE, open_lease
 

@@ -1,6 +1,6 @@
 """Supervisor tasks in the server's task computation (issue 6, part 3): read the values, emit, refresh.
 
-:class:`~kazi.server.service.TaskService` calls :func:`refresh_supervisor_tasks` after it computed a user
+:class:`~kazi.service.tasks.TaskService` calls :func:`refresh_supervisor_tasks` after it computed a user
 (a full recompute, an incremental round, a new day) whenever the program defines supervisor tasks. The
 rules' emissions (:mod:`kazi.supervision.tasks`, pure) go through the same
 :func:`kazi.engine.taskdocs.refresh` as every task, against the user's supervisor-task documents only (task

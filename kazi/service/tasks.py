@@ -66,7 +66,7 @@ from kazi.errors import ComputationInterrupted, ConfigCodeError, Problem, Progra
 from kazi.program import loader
 from kazi.program.limits import ProgramLimits
 from kazi.program.loader import Program, check_program, inspect_tasks, load_program
-from kazi.server.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
+from kazi.service.supervisor_tasks import is_supervisor_doc, refresh_supervisor_tasks, rules_for
 from kazi.store import NOTHING, Change, Scope, Store, StoredUser
 from kazi.store import program_errors as perr
 from kazi.store import tracking as tr
@@ -163,7 +163,7 @@ class _Loaded:
     program: Program
     info: ProgramInfo
     folder: tempfile.TemporaryDirectory[str]
-    parallel: Any = None  # a kazi.workers.ParallelEmissionSource, opened on the first full recompute
+    parallel: Any = None  # a kazi.service.emission_pool.ParallelEmissionSource, opened on the first full recompute
     # One computation at a time on the program's V8 runtime: a computation is several calls (the user's
     # context, then batches of containers), and two API threads computing two users at once interleaved them
     # on one context: wrong emissions, and a segfault in mini-racer when 200 requests hit a fresh server.
@@ -531,7 +531,7 @@ class TaskService:
         otherwise leaves the user to it: an API call is never held up longer.
 
         Returns None when no program is loaded, else the newest sequence number among the user's task
-        documents afterwards (what a cached page of theirs is keyed by: :mod:`kazi.server.pages`).
+        documents afterwards (what a cached page of theirs is keyed by: :mod:`kazi.service.pages`).
 
         The common case, nothing pending and the user current for their local day, is one read transaction
         and no lock: a Tasks list under load costs no computation."""
@@ -795,7 +795,7 @@ class TaskService:
     def _supervise(self, loaded: _Loaded, user: StoredUser, *, always: bool = False) -> int:
         """The user's supervisor tasks (issue 6), re-evaluated after each computation of the user when the
         program defines any (``always``: a full recompute, which also cancels those of a rule since removed);
-        see :mod:`kazi.server.supervisor_tasks` for what marks them dirty and the latency. Written with the
+        see :mod:`kazi.service.supervisor_tasks` for what marks them dirty and the latency. Written with the
         same optimistic check as a computation. Returns the documents written."""
         if not always and not rules_for(loaded.program, user):
             # no rule gives this user supervisor tasks: a rule lost (an account or program change) is a full
@@ -901,7 +901,7 @@ class TaskService:
 
     def _parallel(self, loaded: _Loaded) -> Any:
         if loaded.parallel is None:
-            from kazi.workers import ParallelEmissionSource
+            from kazi.service.emission_pool import ParallelEmissionSource
 
             loaded.parallel = ParallelEmissionSource(loaded.program.path, self.workers, self.limits)
         return loaded.parallel

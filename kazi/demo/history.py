@@ -4,7 +4,7 @@ Why: the supervisor reports (``kazi/supervision``) count task documents by the t
 ``state_history`` (generated, completed, completed on time, failed, in which month). A demo that writes a year of
 reports at once and computes tasks once, at the end, has task documents whose whole history is one instant:
 every report would look as if it was made that morning. The generated population already has CHWs of differing
-diligence (:mod:`kazi.population`: each makes ~55-100 % of a diligent CHW's visits, on time or late); what the
+diligence (:mod:`kazi.demo.population`: each makes ~55-100 % of a diligent CHW's visits, on time or late); what the
 demo needs is the server having lived through their work.
 
 How (the cheapest faithful way): the documents reported before the replay's first day are written at once;
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from kazi.engine.dates import make_local
 
 if TYPE_CHECKING:
-    from kazi.server.service import TaskService
+    from kazi.service.tasks import TaskService
 
 #: complete months before the demo's month that the replay covers (the supervisor report's default range)
 REPLAY_MONTHS = 3

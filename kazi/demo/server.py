@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
-from kazi.cli.demo import DemoUser, load_demo
+from kazi.demo.load import DemoUser, load_demo
+from kazi.demo.population import DEFAULT_TZ, generate
 from kazi.engine.dates import make_local
-from kazi.population import DEFAULT_TZ, generate
-from kazi.server.service import TaskService
+from kazi.service.tasks import TaskService
 from kazi.store import Store, open_store
 
 #: the day the tests and screenshots are frozen on (any day works; a fixed one keeps pictures stable)
