@@ -26,7 +26,7 @@ Why these tables:
   language the web app shows, came with migration 0003);
 * ``login_failures`` counts recent failed password checks per account and per client address, so every API
   process throttles the same guesses and a restart forgets none of them; ``login_attempts`` holds the checks
-  in flight, counted as pending until they end or lapse (migration 0010; :mod:`kazi.server.auth`);
+  in flight, counted as pending until they end or lapse (migration 0010; :mod:`kazi.service.auth`);
 * ``programs`` keeps every program version loaded, its files as JSON, so a server can rebuild the active one
   after a restart and an admin can see what ran when (migration 0002);
 * ``service_state`` and ``task_users`` are the task service's memory: the last change it processed, and per

@@ -284,7 +284,7 @@ def test_a_check_whose_server_process_died_lapses_and_never_blocks_the_right_pas
     """A check is counted as pending before its hash is checked; a server process killed before the check ended
     leaves it so. While it could still be running it counts (a burst is a burst), but after ``pending_s`` it
     lapses: it never becomes a failure, so a right password is not refused because of a crash."""
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     settings = _settings(account_free_failures=100, address_free_failures=2, pending_s=30.0)
     c = env.client(settings)
@@ -374,7 +374,7 @@ def test_a_check_that_began_a_moment_later_elsewhere_is_no_reason_to_wait(env: E
     """Another process may reserve a check between this one reading the clock and reading the store: a pending
     check that starts no wait must not make this one wait the few milliseconds between them (a 429 for a right
     password, seen with concurrent clients)."""
-    from kazi.server.auth import failure_key
+    from kazi.service.auth import failure_key
 
     settings = _settings()
     failures = env.store.users.login_failures
