@@ -1,4 +1,4 @@
-"""Server benchmarks (issue 3): a posted report to the updated task list, ``GET /api/v1/tasks`` under 200
+"""Server benchmarks (bench/README.md): a posted report to the updated task list, ``GET /api/v1/tasks`` under 200
 concurrent users with a real load generator (wrk), and the recompute after a program change, at 50,000
 households on the embedded SQLite store.
 

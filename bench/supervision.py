@@ -1,6 +1,6 @@
-"""Supervision report benchmark (issue 6): the report page's queries over a year of task-document history at 50,000
-households' scale, on SQLite (and PostgreSQL with ``--postgres URL``), against a baseline measured in the same run
-(a plain ``SELECT count(*) FROM task_docs``).
+"""Supervision report benchmark (docs/supervision.md): the report page's queries over a year of task-document
+history at 50,000 households' scale, on SQLite (and PostgreSQL with ``--postgres URL``), against a baseline
+measured in the same run (a plain ``SELECT count(*) FROM task_docs``).
 
     python bench/supervision.py                          # 50,000 households (~500 CHWs), a year of history
     python bench/supervision.py --households 5000        # a quicker run
@@ -321,7 +321,7 @@ def run_backend(label: str, url: str, households: int, seed: int, repeat: int) -
 
 def write_results(runs: list[dict[str, Any]]) -> Path:
     out = HERE / "SUPERVISION_RESULTS.md"
-    lines = ["# Supervision report benchmark (issue 6)", "",
+    lines = ["# Supervision report benchmark", "",
              f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `python bench/supervision.py` "
              f"(see bench/README.md). Target: < {TARGET_S:.0f} s per report page. Times are medians of repeated "
              "runs after a warm-up, in milliseconds, with the baseline `SELECT count(*) FROM task_docs` measured "

@@ -1,4 +1,4 @@
-"""Task interaction tracking (issue 5): what a tracked user did in the Tasks tab, for analysts.
+"""Task interaction tracking (docs/interactions.md): what a tracked user did in the Tasks tab, for analysts.
 
 The web app records a few kinds of events while a user is in the Tasks tab (opened the list, opened a task at
 position 3, saved its form...) and sends one summary per user, device and local day. This package is the pure

@@ -9,7 +9,7 @@ One summary per user, device and local day (``docs/interactions.md`` is the refe
                               {"action": "task:open", "ref": "task.anc.visit.title", "detail": 2, "offset": 4100}]}],
      "dropped": 0}
 
-It follows CHT 5.2's ``interaction-log`` document (reference section 10.2) and differs where the server needs
+It follows CHT 5.2's ``interaction-log`` document (medic/cht-core#10786) and differs where the server needs
 it to: events carry their ``offset`` from the session's start instead of an absolute timestamp, and the
 summary says how many events the 500-a-day cap ``dropped``.
 
@@ -83,7 +83,7 @@ class Action:
     detail_min: int = 0
 
 
-#: the events of issue 5, exactly; ``docs/interactions.md`` has the same table (a test compares them)
+#: the events the web app records, exactly; docs/interactions.md ("Events") has the same table (a test compares them)
 ACTIONS: Final[Mapping[str, Action]] = MappingProxyType({
     "task_list:open": Action(),
     "task_list:loaded": Action(detail="number of tasks in the list"),

@@ -2,7 +2,7 @@
 
 A summary's ``ref`` must be one of these (or a filter field id), never free text: that is what keeps a task's
 displayed title (which may hold a patient's name once translated and interpolated) out of the analysts' data.
-CHT records the untranslated title key for the same reason (reference section 10.4).
+CHT records the untranslated title key for the same reason (docs/interactions.md, "What is never recorded").
 
 * **title keys**: the ``title`` of every task definition (``tasks.js`` / ``tasks.py``);
 * **form ids**: the program's web app forms (``forms/<id>.json``, :attr:`Program.forms`) and every form a task

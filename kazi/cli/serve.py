@@ -7,7 +7,7 @@ the API's process it would hold the interpreter while requests wait. The API pro
 caller's tasks when they read them (read-your-writes). ``--compute thread`` keeps the worker in the API
 process (one process, as ``kazi demo`` runs).
 
-The contract (issue "Kazi server"): ``kazi serve [--port N] [--host H] [--now ISO8601] [--db URL]
+The command line: ``kazi serve [--port N] [--host H] [--now ISO8601] [--db URL]
 [--workers N]``. ``--now`` freezes the server's clock, so a test, a demo or the replay of a past day sees the
 tasks of that instant however long it runs. ``--workers`` is the number of compute processes the recompute
 uses (one V8 each); 0 computes in the server process.

@@ -1,8 +1,8 @@
 """``kazi users``: create, list, update, disable and enable accounts, and issue tokens for scripts.
 
-The contract (issue "Kazi server"): ``kazi users add NAME --password P --roles r1,r2 --place PLACE_ID
+The command line: ``kazi users add NAME --password P --roles r1,r2 --place PLACE_ID
 [--contact CONTACT_ID] [--tz IANA] [--locale ny]``, every command with ``--db URL`` (default: the embedded
-SQLite file). ``--locale`` is the web app's language (issue 4); ``update --locale ''`` clears it, so the
+SQLite file). ``--locale`` is the web app's language (docs/webapp.md); ``update --locale ''`` clears it, so the
 program's default applies.
 Without ``--password`` the password is asked for on the terminal, so it need not appear in the shell history.
 ``kazi users unthrottle NAME [--address A]`` ends a wait that failed logins started (kazi.service.auth).

@@ -1,6 +1,6 @@
 """Contact containers ``c = {contact, reports, tasks}``: which documents task code sees together.
 
-Reference section 5: a report belongs to exactly one subject (the first truthy of ``patient_id``,
+CHT's rule: a report belongs to exactly one subject (the first truthy of ``patient_id``,
 ``patient_uuid``, ``place_id``, ``place_uuid``, each top-level then in ``fields``); a subject id
 maps to the first contact (in CHT's ``contacts_by_type`` view order) whose ``_id``, ``patient_id``
 or ``place_id`` equals it; an unknown subject gets a headless container ``{contact: {_id}}``.

@@ -1,4 +1,4 @@
-"""The emission loop for Python task definitions (``tasks.py``): reference section 3, to the letter.
+"""The emission loop for Python task definitions (``tasks.py``): cht-conf's task emitter, to the letter.
 
 A ``tasks.py`` program must emit exactly what its ``tasks.js`` twin emits through V8, so this module follows
 cht-conf's task emitter step by step, including the order in which callbacks run (it is observable: they

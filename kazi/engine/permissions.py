@@ -1,7 +1,8 @@
 """``cht.v1.hasPermissions`` / ``hasAnyPermission``, the online/offline role rule, and ``cht`` for tasks.py.
 
 Task code gates definitions on permissions (``cht.v1.hasPermissions('can_verify')``), so Kazi must answer
-exactly as the CHT version its conformance suite was recorded with (cht-core 4.11, reference section 8.1):
+exactly as the CHT version its conformance suite was recorded with (cht-core 4.11's ``hasPermissions``;
+docs/engine.md, "Choices where CHT's behaviour depends on its device"):
 
 * a permission passes when ``settings["permissions"][perm]`` shares a role with the user; ``"!perm"``
   passes when it does not (or when ``perm`` is not configured at all);

@@ -1,7 +1,8 @@
 """Task documents: display windows, states, timeliness, the refresh round, temporal updates, sorting.
 
 This is the half of CHT's rules-engine that turns task *emissions* (see ``docs/architecture.md``) into the
-task *documents* a device stores (reference sections 7.2-7.7 and 7.10).  It is pure: no I/O, no clock, no
+task *documents* a device stores, and the Tasks tab's order (docs/engine.md, "Pipeline").  It is pure: no I/O,
+no clock, no
 module state besides caches of deterministic per-zone date work.  Every instant (``calculated_at``, ``now``,
 ``ts``) is epoch milliseconds and every local-date question is answered in the explicit IANA zone ``tz``.
 
@@ -13,10 +14,10 @@ Public API:
 
 * :func:`display_window`, :func:`calculate_state`, :func:`is_timely`, :func:`minify`, :func:`task_doc_id`
   -- the per-emission rules;
-* :func:`refresh` -- one refresh round (section 7.5), returning a :class:`RefreshResult`;
-* :func:`update_temporal_states` -- what ``fetchTasksFor`` does after a refresh (section 7.7), returning a
+* :func:`refresh` -- one refresh round (CHT's ``refreshRulesEmissions``), returning a :class:`RefreshResult`;
+* :func:`update_temporal_states` -- what ``fetchTasksFor`` does after a refresh (``updateTemporalStates``), returning a
   :class:`TemporalResult`;
-* :func:`sort_for_tasks_tab` -- the Tasks tab order (section 7.10).
+* :func:`sort_for_tasks_tab` -- the Tasks tab order (``orderByDueDateAndPriority``).
 """
 
 from __future__ import annotations

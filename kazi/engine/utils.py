@@ -3,7 +3,8 @@
 CHT task code runs in JavaScript; a Python program must produce *the same emissions* as its ``tasks.js``
 twin.  So this module reproduces two things exactly:
 
-* the cht-nootils functions as bundled with cht-core 4.11 (reference section 6, conformance README), with
+* the cht-nootils functions as bundled with cht-core 4.11 (cht-nootils 4.2.0, see the
+conformance suite's README), with
   their quirks: ``addDate`` truncates fractional days and zeroes the time at *local* midnight of the
   computation zone, ``isFormSubmittedInWindow`` is inclusive at both ends, compares ``form`` with ``===`` and
   counts deleted reports, ``getMostRecentReport`` ignores deleted reports and keeps the earlier report on a

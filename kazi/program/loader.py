@@ -65,7 +65,7 @@ class Program:
     forms: dict[str, kforms.Form] = field(default_factory=dict)  # by form id (forms/<id>.json)
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # locale -> key -> text
     sms_forms: dict[str, ksms.SmsForm] = field(default_factory=dict)  # by upper-case code (settings `forms`)
-    supervision: ksup.Supervision = ksup.EMPTY  # settings `supervision`: indicators, supervisor tasks (issue 6)
+    supervision: ksup.Supervision = ksup.EMPTY  # settings `supervision` (docs/supervision.md)
     limits: ProgramLimits | None = None  # the runtime's limits (None: the environment's, ProgramLimits.from_env)
 
     @property
@@ -417,7 +417,7 @@ def inspect_tasks(program_dir: Path) -> list[Problem]:
 
 
 def _supervision_problems(root: Path, settings: dict[str, Any], shape: Any) -> list[Problem]:
-    """Problems of the settings' ``supervision`` (issue 6), its names checked against the task definitions,
+    """Problems of the settings' ``supervision`` (docs/supervision.md), its names checked against the task definitions,
     the program's forms and SMS form codes (when the tasks could be described)."""
     names = titles = forms = None
     kazi_forms = {p.stem for p in form_paths(root)} if (root / kforms.FORMS_DIR).is_dir() else None

@@ -1,4 +1,5 @@
-"""Validation of task definitions (reference section 2.3), shared by ``tasks.js`` and ``tasks.py`` programs.
+"""Validation of task definitions (the rules of cht-conf's Joi schema for ``tasks.js``), shared by ``tasks.js``
+and ``tasks.py`` programs.
 
 Why a validator of our own instead of "whatever cht-conf says": CHT only checks definitions when
 ``cht compile-app-settings`` runs, and its Joi schema stops at the first rule that carries a custom

@@ -2,8 +2,8 @@
 form submissions, under ``/api/v1`` with the same rules as every route of :mod:`kazi.server.api`
 (authentication, the caller's scope, JSON errors).
 
-Why a module of their own: these routes serve the Tasks tab (issue 4) and build on the API's dependencies
-without touching its core routes. ``create_app`` includes :data:`app_routers`.
+Why a module of their own: these routes serve the web app's Tasks tab (docs/webapp.md) and build on the API's
+dependencies without touching its core routes. ``create_app`` includes :data:`app_routers`.
 
 Submissions (``POST /api/v1/reports``) are what an offline phone sends when the connection returns, maybe
 twice, maybe days late: the client generates the report's ``_id``, so the same submission again is answered

@@ -1,4 +1,5 @@
-"""Task interaction tracking over HTTP (issue 5): devices send their daily summaries, analysts read numbers.
+"""Task interaction tracking over HTTP (docs/interactions.md): devices send their daily summaries, analysts read
+numbers.
 
 * ``POST /api/v1/interactions``: a tracked user's device sends its summaries (one or an array). Only users
   whose roles hold ``can_track_task_interactions`` under the active program, and only their own summaries

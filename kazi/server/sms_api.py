@@ -1,4 +1,4 @@
-"""SMS gateways over HTTP (issue 7): medic-gateway's exchange, a plain JSON endpoint, and the messages' review.
+"""SMS gateways over HTTP (docs/sms.md): medic-gateway's exchange, a plain JSON endpoint, and the messages' review.
 
 * ``GET|POST /api/sms`` (CHT's path, so an unmodified medic-gateway works) and the same at
   ``/api/v1/sms/gateway``: medic-gateway's protocol (:mod:`kazi.sms.gateway`). A POST brings the SMS the

@@ -1,4 +1,4 @@
-"""Supervision reports over HTTP (issue 6): health workers' indicators by month, the team's, a comparison,
+"""Supervision reports over HTTP (docs/supervision.md): health workers' indicators by month, the team's, a comparison,
 a CSV download and a drill-down to a worker's overdue and failed tasks.
 
 * ``GET /api/v1/supervision/report``: for a place (default: the caller's) and a range of months (default: the

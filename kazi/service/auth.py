@@ -1,7 +1,8 @@
 """Who is calling: HTTP Basic, bearer tokens and the web app's session cookie, all resolved to a StoredUser.
 
-Three ways in, because the callers differ (issue "Kazi server"): scripts use Basic or a token, the web app a
-session cookie (a browser must not keep a password, and JavaScript must not be able to read the credential).
+Three ways in, because the callers differ (docs/api.md, "Tokens and sessions"): scripts use Basic or a token, the
+web app a session cookie (a browser must not keep a password, and JavaScript must not be able to read the
+credential).
 
 * **Basic**: the password is checked with Argon2id (~50 ms by design), far too slow to pay on every call of
   a script. A verified username and password pair is remembered in memory for ``basic_ttl_s`` seconds, keyed

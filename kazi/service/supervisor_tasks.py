@@ -1,4 +1,5 @@
-"""Supervisor tasks in the server's task computation (issue 6, part 3): read the values, emit, refresh.
+"""Supervisor tasks in the server's task computation (docs/supervision.md, "Supervisor tasks"): read the values,
+emit, refresh.
 
 :class:`~kazi.service.tasks.TaskService` calls :func:`refresh_supervisor_tasks` after it computed a user
 (a full recompute, an incremental round, a new day) whenever the program defines supervisor tasks. The

@@ -793,7 +793,7 @@ class TaskService:
         return len(writes)
 
     def _supervise(self, loaded: _Loaded, user: StoredUser, *, always: bool = False) -> int:
-        """The user's supervisor tasks (issue 6), re-evaluated after each computation of the user when the
+        """The user's supervisor tasks (docs/supervision.md), re-evaluated after each computation of the user when the
         program defines any (``always``: a full recompute, which also cancels those of a rule since removed);
         see :mod:`kazi.service.supervisor_tasks` for what marks them dirty and the latency. Written with the
         same optimistic check as a computation. Returns the documents written."""

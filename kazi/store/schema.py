@@ -33,7 +33,7 @@ Why these tables:
   user what their task documents were computed with (program version, account fingerprint, local day), so a
   restarted service resumes instead of recomputing everything (migration 0002);
 * ``interaction_summaries`` keeps the task interaction summaries devices send (one per user, device and
-  local day, issue 5), each version of an id kept: a conflicting copy is numbered, never lost (migration
+  local day, docs/interactions.md), each version of an id kept: a conflicting copy is numbered, never lost (migration
   0004; :mod:`kazi.store.interactions`);
 * ``sms_messages`` and ``sms_outgoing`` keep every SMS a gateway delivered (unique by the gateway's message id
   and sender: a message delivered twice is processed once) and the replies with their delivery state; a

@@ -1,4 +1,4 @@
-"""Supervision reports' queries (issue 6): who the health workers under a place are, and their indicators'
+"""Supervision reports' queries (docs/supervision.md): who the health workers under a place are, and their indicators'
 counts by month, counted by the database on SQLite and PostgreSQL alike.
 
 Why it scales: a report never reads a task document's JSON, and reads few rows. Whole months come from

@@ -16,9 +16,9 @@ Failed password checks are counted in ``login_failures`` (:class:`LoginFailures`
 checks for an account or a client address for a while after repeated failures (:mod:`kazi.service.auth`).
 
 Online or offline is not stored: it follows from the user's roles and the *program's* role settings
-(reference section 8.3), which can change with a program upload, so it is computed when asked
-(:func:`is_offline`). CHT adds or removes an ``mm-online`` role when saving a user; Kazi does not, but an
-``mm-online`` role given explicitly is honoured.
+(its ``roles`` and their ``offline`` flags, read as CHT's ``isOffline`` does), which can change with a program
+upload, so it is computed when asked (:func:`is_offline`). CHT adds or removes an ``mm-online`` role when saving
+a user; Kazi does not, but an ``mm-online`` role given explicitly is honoured.
 """
 
 from __future__ import annotations

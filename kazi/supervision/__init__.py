@@ -1,4 +1,4 @@
-"""Supervision (issue 6): indicators of health workers' task performance, reports and supervisor tasks.
+"""Supervision (docs/supervision.md): indicators of health workers' task performance, reports and supervisor tasks.
 
 * :mod:`kazi.supervision.definitions`: the program's ``supervision`` settings, parsed and validated (pure);
 * :mod:`kazi.supervision.report`: periods, rates, team values, quartiles and rankings (pure);

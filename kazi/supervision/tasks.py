@@ -1,4 +1,5 @@
-"""Supervisor tasks driven by workers' performance (issue 6, part 3), pure: indicator values in, emissions out.
+"""Supervisor tasks driven by workers' performance (docs/supervision.md, "Supervisor tasks"), pure: indicator
+values in, emissions out.
 
 A program rule (``supervision.supervisor_tasks``, :class:`~kazi.supervision.definitions.SupervisorTask`) says:
 when a worker's indicator over the last ``window_days`` is above / below a threshold, the supervisors holding

@@ -1,4 +1,4 @@
-"""Containers and the hydrated `user` global (reference section 5)."""
+"""Containers and the hydrated `user` global (CHT's contact container)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Python emission loop against reference section 3 (and vectors 1-5 of section 12)."""
+"""The Python emission loop against cht-conf's task emitter: ids, type matching, headless containers, resolution."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def test_contacts_definition_skips_containers_without_contact() -> None:
 
 
 def test_report_task_without_contact() -> None:
-    # reference 12.3 / Q5: reports still run; contact and content.contact are absent
+    # CHT: report-based tasks still run in a headless container; contact and content.contact are absent
     u = utils_at(NAIROBI, 2024, 3, 10, 12)
     defs = [
         {
@@ -376,7 +376,7 @@ def test_default_resolution_counts_deleted_reports() -> None:
 
 
 def test_missing_resolving_form_raises() -> None:
-    # reference 12.5
+    # cht-conf's error when a task's default resolving form is missing
     u = utils_at(NAIROBI, 2024, 3, 10, 12)
     defs = [
         {

@@ -1,4 +1,4 @@
-"""Unit tests for kazi.engine.taskdocs: reference sections 7.2-7.7, 7.10 and vectors 12.10-12.13."""
+"""Unit tests for kazi.engine.taskdocs: CHT's rules-engine task documents, states, refresh round and sort."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def stored(start: Any, end: Any, due: Any = None, **extra: Any) -> dict[str, Any
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.3 display window
+# display window
 
 
 @pytest.mark.parametrize("tz", ZONES)
@@ -153,7 +153,7 @@ def test_window_of_stored_emission_is_reused_as_is() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.3 calculateState (vector 12.10)
+# calculateState
 
 
 @pytest.mark.parametrize("tz", ZONES)
@@ -238,7 +238,7 @@ def test_terminal_states() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.4 timeliness (vector 12.11)
+# timeliness: 60 days past, 180 days future
 
 
 def _window_em(tz: str, start: tuple[int, int, int], end: tuple[int, int, int]) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def test_timely_unparsable_stored_dates() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.2 minified emission and doc ids
+# minified emission and doc ids
 
 
 def test_minify_keeps_only_stored_members() -> None:
@@ -376,7 +376,7 @@ def test_task_doc_id() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.5 / 7.6 the refresh round (vectors 12.12, 12.13)
+# the refresh round (refreshRulesEmissions) and the emission -> doc rules
 
 NAIROBI = "Africa/Nairobi"
 T1 = at(NAIROBI, 2025, 5, 5, 12)
@@ -698,7 +698,7 @@ def test_incremental_refresh_equals_full_refresh(tz: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.7 temporal updates
+# temporal updates (updateTemporalStates)
 
 
 @pytest.mark.parametrize("tz", ZONES)
@@ -761,7 +761,7 @@ def test_temporal_leaves_terminal_docs_and_cancels_invalid_and_future() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.10 sorting
+# sorting (orderByDueDateAndPriority)
 
 
 def test_sort_priority_then_due_date_stable() -> None:

@@ -294,7 +294,7 @@ def test_the_demo_program_loads_its_forms_and_translations() -> None:
     action_forms = {"anc_visit", "delivery", "danger_sign_follow_up", "pnc_visit", "newborn_check",
                     "supervisor_case_review", "appointment_verification", "client_tracing",
                     "verification_backlog_review", "home_visit"}
-    # and the follow-up form of the demo's supervisor task (settings `supervision`, issue 6)
+    # and the follow-up form of the demo's supervisor task (settings `supervision`, docs/supervision.md)
     assert set(program.forms) == action_forms | {"performance_follow_up"}
     assert sorted(program.translations) == ["en", "ny"] and program.default_locale == "en"
     assert program.fresh_copy().forms == program.forms

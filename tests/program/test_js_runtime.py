@@ -2,8 +2,8 @@
 what it cannot do (reach outside the sandbox, run forever, eat the memory, take the process down).
 
 Values are observed from *inside* task code: the ``probe`` fixture evaluates expressions in a
-``modifyContent`` callback and puts each result in the action content. ``Utils`` edge cases come from
-reference sections 6 and 12; ``cht.v1`` must agree with :mod:`kazi.engine.permissions`, so that a
+``modifyContent`` callback and puts each result in the action content. ``Utils`` edge cases are cht-nootils 4.2.0's
+observed values; ``cht.v1`` must agree with :mod:`kazi.engine.permissions`, so that a
 ``tasks.js`` and its ``tasks.py`` twin answer alike. The sandbox tests use small limits (0.5 s, 64 MiB)
 so that the suite stays fast.
 """
@@ -57,7 +57,7 @@ def probe() -> Program:
     return load_program(PROBE)
 
 
-# -- Utils (reference section 6, vectors of section 12 items 6-9) ---------------------------------------------
+# -- Utils (cht-nootils 4.2.0 semantics, the same values as tests/engine/test_utils.py) ----------------------
 UTILS_CASES = [
     # addDate: calendar days in local time (DST-safe), fractions truncated, local midnight, a new Date
     ("Utils.addDate(new Date('2024-03-09T12:00'), 2).toISOString()", '"2024-03-11T04:00:00.000Z"'),
@@ -147,7 +147,7 @@ def test_add_date_midnight_is_local_to_the_computation_zone(probe: Program) -> N
     assert probe_values(probe, [expr], tz="America/New_York") == ['"2025-09-28T04:00:00.000Z"']
 
 
-# -- user and cht.v1 (reference section 8) ------------------------------------------------------------------
+# -- user and cht.v1 (permissions as kazi/engine/permissions.py answers them) -------------------------------
 def test_user_global_is_the_users_contact(probe: Program) -> None:
     user = {"_id": "chw-1", "name": "Amina", "parent": {"_id": "hc-1"}}
     assert probe_values(probe, ["user.parent._id", "typeof user"], user=user) == ['"hc-1"', '"object"']

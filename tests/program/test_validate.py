@@ -1,4 +1,4 @@
-"""Tests for the task-definition validator (reference section 2.3).
+"""Tests for the task-definition validator (the rules of cht-conf's Joi schema).
 
 Unit tests build described definitions by hand (functions are ``FUNCTION`` markers), one rule at a time;
 the fixture tests run every folder of ``tests/conformance_suite/schema-errors`` (vendored from

@@ -1,4 +1,4 @@
-"""A hand-made history for the supervision tests (issue 6): places, workers, task documents whose state
+"""A hand-made history for the supervision tests (docs/supervision.md): places, workers, task documents whose state
 histories span months, and reports, with every indicator value worked out by hand below.
 
 Places: district d1 > hc-north (mary and lucy, CHWs; nurse, a supervisor in Africa/Blantyre, UTC+2) and

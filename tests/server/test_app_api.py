@@ -206,7 +206,7 @@ def test_forms_routes(demo: Demo) -> None:
     page = demo.ok("/api/v1/forms", "chw")
     assert page["program_version"] == 1
     assert [f["id"] for f in page["forms"]] == sorted(f["id"] for f in page["forms"])
-    assert len(page["forms"]) == 11  # the ten task actions' forms and the supervisor task's follow-up (issue 6)
+    assert len(page["forms"]) == 11  # the ten task actions' forms and the supervisor task's follow-up
     one = demo.ok("/api/v1/forms/appointment_verification", "site_supervisor")
     assert one == next(f for f in page["forms"] if f["id"] == "appointment_verification")
     assert one["fields"][0] == {"name": "patient_id", "type": "hidden"}  # the file as written

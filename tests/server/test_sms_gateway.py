@@ -1,4 +1,4 @@
-"""Cases by SMS, from a gateway's HTTP call to the tasks on the CHW's list (issue 7), on SQLite and PostgreSQL.
+"""Cases by SMS, from a gateway's HTTP call to the tasks on the CHW's list (docs/sms.md), on SQLite and PostgreSQL.
 
 The demo program and a small demo population: the demo CHW texts from their own phone (written in local form
 in the messages, international in the contacts, so the matching rule is exercised), a client of their area

@@ -1,7 +1,7 @@
 """Task interaction tracking in the web app (tracker.js and the analysts' page), in Chromium against the demo
-server (see conftest.py), as issue 5 asks: a tracked CHW's scripted session becomes exactly the expected
-summary on the server once the day is over and the app synced; an untracked user leaves nothing anywhere;
-600 events in a day keep 500 and count 100 dropped; a summary made offline is delivered once when the
+server (see conftest.py), as docs/interactions.md describes it: a tracked CHW's scripted session becomes exactly
+the expected summary on the server once the day is over and the app synced; an untracked user leaves nothing
+anywhere; 600 events in a day keep 500 and count 100 dropped; a summary made offline is delivered once when the
 connection returns; nothing stored on the device or in the server's table names a demo contact; the
 program officer reads the metrics on the analysts' page.
 

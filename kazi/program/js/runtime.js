@@ -3,8 +3,8 @@
  *
  * It runs a CHT program's tasks.js the way CHT does on a device: a CommonJS module graph (what
  * cht-conf's webpack bundle contains), re-evaluated for every contact container with the free
- * variables Utils, user, cht and c, and the emission loop of reference section 3 (cht-conf's task
- * emitter). Python calls into it once per batch of containers (kazi/program/js/runtime.py): one
+ * variables Utils, user, cht and c, and the emission loop of cht-conf's task emitter (docs/engine.md,
+ * "Pipeline"). Python calls into it once per batch of containers (kazi/program/js/runtime.py): one
  * V8 round trip costs far more than a whole container, so nothing here is called per callback.
  */
 (function (global) {
@@ -133,7 +133,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Utils (cht-nootils semantics, reference section 6).
+  // Utils (cht-nootils 4.2.0 semantics, as bundled with cht-core 4.11; see kazi/engine/utils.py).
   var MS_IN_DAY = 24 * 60 * 60 * 1000;
   function makeUtils(schedules) {
     var Utils = {
@@ -220,7 +220,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // cht.v1 (reference section 8): permissions from the program settings and the user's roles, with the
+  // cht.v1 (CHT's API inside tasks.js): permissions from the program settings and the user's roles, with the
   // semantics of kazi/engine/permissions.py (cht-core 4.11, the conformance suite's oracle, plus the
   // `admin` role): so that a tasks.js and its tasks.py twin agree. Roles are not filtered by
   // settings.roles; no (or empty) permission settings, roles that are not an array or an empty
@@ -320,7 +320,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The emission loop (reference section 3). `current` says what runs, for error messages and
+  // The emission loop (cht-conf's task emitter, step by step). `current` says what runs, for error messages and
   // for naming the culprit after a timeout.
   var current = { container: -1, contact: null, definition: -1, name: null, file: null, callback: null };
 

@@ -686,7 +686,8 @@ function onChange() {
 }
 
 // Local midnight: Draft tasks whose window opens today become Ready and Ready ones whose window closed
-// drop out, on the device, without a connection (CHT's temporal update, reference §7.7).
+// drop out, on the device, without a connection (CHT's updateTemporalStates; see
+// docs/webapp.md, "Offline").
 function watchMidnight() {
   let day = localDay();
   const check = () => {

@@ -1,5 +1,5 @@
 // Pure logic of the Tasks tab (no DOM, no network), so the browser tests can call it directly.
-// Rules are CHT's (reference §7.3, §7.7, §7.10): local-day task states, due labels, sort, filters, search.
+// Rules are CHT's rules-engine and Tasks tab ones: local-day task states, due labels, sort, filters, search.
 
 // ---------------------------------------------------------------------------------------------------
 // translations
@@ -199,9 +199,9 @@ export function msToMidnight(now = Date.now()) {
 // states, labels, order
 
 // The state a stored non-terminal task has on `today` (CHT's calculateState from the stored window,
-// reference §7.3/§7.7): Draft before startDate, Failed after endDate, else Ready. The server wrote the
-// document, so CHT's "authoredOn in the future" guard is not applied: a device clock a minute slow must
-// not hide a task the server just created.
+// as its updateTemporalStates re-applies it each day): Draft before startDate, Failed after endDate, else
+// Ready. The server wrote the document, so CHT's "authoredOn in the future" guard is not applied: a device
+// clock a minute slow must not hide a task the server just created.
 export function stateOn(task, today) {
   const e = task?.emission;
   if (!e) return null;
@@ -241,7 +241,7 @@ function sortDate(due) {
   return new Date(y, m - 1, d).getTime();
 }
 
-// CHT's orderByDueDateAndPriority (reference §7.10): valid numeric priority first, higher first, then the
+// CHT's orderByDueDateAndPriority (the Tasks tab's order): valid numeric priority first, higher first, then the
 // due date, earlier first, invalid dates last. Array.prototype.sort is stable, as CHT's is.
 export function compareTasks(a, b) {
   const pa = a?.emission?.priority, pb = b?.emission?.priority;
@@ -270,7 +270,7 @@ export function readyTasks(tasks, today, hidden = new Set()) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// filters and search (reference §7.10)
+// filters and search (as CHT's Tasks tab: task type, place, overdue; search by contact, place and title)
 
 // Lower case without diacritics, so "Zoe" finds "Zoë" (CHT's search is diacritic-insensitive).
 export function fold(text) {

@@ -1,4 +1,4 @@
-"""Task interaction summaries (issue 5): ``interaction_summaries``, one row per summary version received.
+"""Task interaction summaries (docs/interactions.md): ``interaction_summaries``, one row per summary version received.
 
 Written out by hand rather than imported from ``kazi.store.schema``: a migration must keep creating the
 schema of its own version after ``schema.py`` has moved on.

@@ -1,4 +1,4 @@
-"""Cases by SMS (issue 7): contacts' phone keys, incoming messages and outgoing replies.
+"""Cases by SMS (docs/sms.md): contacts' phone keys, incoming messages and outgoing replies.
 
 * ``docs.phone``: the key of a contact's ``phone`` (:func:`kazi.sms.phones.phone_key`, the last nine digits),
   so matching an SMS sender to a contact is an indexed query, not a scan of every contact. Existing contacts

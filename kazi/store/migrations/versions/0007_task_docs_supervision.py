@@ -1,4 +1,4 @@
-"""Supervision reports (issue 6): the columns task documents are counted by, and their indexes.
+"""Supervision reports (docs/supervision.md): the columns task documents are counted by, and their indexes.
 
 * ``task_docs.task_name``: the task definition's name, from ``emission._id`` (``<subject>~<event>~<name>``,
   ``-<i>`` of a scheduled task dropped);

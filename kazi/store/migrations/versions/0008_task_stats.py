@@ -1,4 +1,4 @@
-"""Supervision reports that stay fast over a district's year (issue 6).
+"""Supervision reports that stay fast over a district's year (docs/supervision.md).
 
 * ``task_stats``: the task documents' events summed per user, UTC month (its start in epoch ms), task name
   and title key (``""`` for none): ``generated`` (by ``authored_on``), ``completed``, ``completed_on_time``,
